@@ -1,0 +1,165 @@
+// Package store defines the controller's durable state behind interfaces, so that the
+// embedded Badger implementation (package badger) and a shared Redis implementation can
+// stand side by side and pass the same test suite. Every tenant-scoped object lives under
+// the key prefix "tenant:<id>:" in both. No implementation may keep state in memory that a
+// second controller replica would need.
+package store
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"time"
+)
+
+// Errors callers branch on. Implementations wrap them; test with errors.Is.
+var (
+	ErrNotFound = errors.New("store: not found")
+	ErrExists   = errors.New("store: already exists")
+	// ErrTokenRefused means a token is unknown, expired, used up, revoked, or bound to a
+	// network the source address is not in. Deliberately one error: the caller must not be
+	// able to tell which.
+	ErrTokenRefused = errors.New("store: token refused")
+)
+
+// Role is an operator's authority.
+type Role string
+
+// Operator roles.
+const (
+	RoleAdmin      Role = "admin"
+	RoleTechnician Role = "technician"
+	RoleAuditor    Role = "auditor"
+)
+
+// Tenant is one clinic.
+type Tenant struct {
+	ID          string    `json:"id"`
+	DisplayName string    `json:"display_name"`
+	CreatedAt   time.Time `json:"created_at"`
+	CreatedBy   string    `json:"created_by"`
+}
+
+// Token is an enrollment token. Only the SHA-256 hash of its secret is ever stored.
+type Token struct {
+	ID        string       `json:"id"` // public id, safe to log
+	Tenant    string       `json:"tenant"`
+	Hash      []byte       `json:"hash"` // SHA-256 of the secret
+	ExpiresAt time.Time    `json:"expires_at"`
+	UsesLeft  uint32       `json:"uses_left"`
+	CIDR      netip.Prefix `json:"cidr"` // zero value: any source
+	Tier      uint32       `json:"tier"`
+	CreatedAt time.Time    `json:"created_at"`
+	CreatedBy string       `json:"created_by"`
+	Revoked   bool         `json:"revoked"`
+}
+
+// HostFacts are what an agent reports about its host.
+type HostFacts struct {
+	Hostname     string   `json:"hostname"`
+	OS           string   `json:"os"`
+	OSVersion    string   `json:"os_version"`
+	Kernel       string   `json:"kernel"`
+	Arch         string   `json:"arch"`
+	MachineID    string   `json:"machine_id"`
+	Addresses    []string `json:"addresses"`
+	AgentVersion string   `json:"agent_version"`
+	Roles        []string `json:"roles"`
+}
+
+// Agent is an enrolled agent. Agent ids are unique across tenants.
+type Agent struct {
+	ID           string    `json:"id"`
+	Tenant       string    `json:"tenant"`
+	Host         HostFacts `json:"host"`
+	TokenID      string    `json:"token_id"`
+	Tier         uint32    `json:"tier"`
+	EnrolledAt   time.Time `json:"enrolled_at"`
+	CertSerial   string    `json:"cert_serial"` // hex, newest certificate
+	CertExpires  time.Time `json:"cert_expires"`
+	LastSeen     time.Time `json:"last_seen"` // zero until the first message
+	Online       bool      `json:"online"`
+	AckedSeq     uint64    `json:"acked_seq"` // highest sequence number durably stored
+	Revoked      bool      `json:"revoked"`
+	RevokedAt    time.Time `json:"revoked_at"`
+	RevokeReason string    `json:"revoke_reason"`
+}
+
+// Operator is a person or automation holding an operator certificate.
+type Operator struct {
+	Name      string    `json:"name"`
+	Role      Role      `json:"role"`
+	Tenants   []string  `json:"tenants"`
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy string    `json:"created_by"`
+	Revoked   bool      `json:"revoked"`
+}
+
+// Message is one sequenced agent message, stored as received.
+type Message struct {
+	Tenant     string    `json:"tenant"`
+	Agent      string    `json:"agent"`
+	Seq        uint64    `json:"seq"`
+	Type       string    `json:"type"` // "heartbeat", "drift_report", ...
+	CreatedAt  time.Time `json:"created_at"`
+	ReceivedAt time.Time `json:"received_at"`
+	Body       []byte    `json:"body"` // the serialized ward.v1.ConnectRequest
+}
+
+// Tenants stores tenants.
+type Tenants interface {
+	CreateTenant(ctx context.Context, t Tenant) error // ErrExists
+	GetTenant(ctx context.Context, id string) (Tenant, error)
+	ListTenants(ctx context.Context) ([]Tenant, error) // ordered by id
+}
+
+// Tokens stores enrollment tokens.
+type Tokens interface {
+	CreateToken(ctx context.Context, t Token) error
+	// RedeemToken atomically finds the token whose secret hashes to hash, checks that it is
+	// usable at now from source, and takes one use. Any reason to refuse is ErrTokenRefused.
+	RedeemToken(ctx context.Context, hash []byte, source netip.Addr, now time.Time) (Token, error)
+	ListTokens(ctx context.Context, tenant string) ([]Token, error) // "" means all; newest first
+	RevokeToken(ctx context.Context, id string) (Token, error)
+}
+
+// Agents stores enrolled agents.
+type Agents interface {
+	CreateAgent(ctx context.Context, a Agent) error // ErrExists
+	// GetAgent finds an agent by id in any tenant.
+	GetAgent(ctx context.Context, id string) (Agent, error)
+	ListAgents(ctx context.Context, tenant string) ([]Agent, error) // "" means all
+	// UpdateAgent applies fn to the stored agent in one transaction and returns the result.
+	// fn must not change ID or Tenant.
+	UpdateAgent(ctx context.Context, id string, fn func(*Agent) error) (Agent, error)
+}
+
+// Messages stores sequenced agent messages.
+type Messages interface {
+	// CommitMessage durably stores m and, in the same transaction, raises the agent's AckedSeq
+	// to m.Seq and sets LastSeen and Online. When m.Seq is not above AckedSeq it stores
+	// nothing and reports duplicate. It returns only once the write is on disk.
+	CommitMessage(ctx context.Context, m Message) (duplicate bool, err error)
+	// ListMessages returns up to limit messages of one agent with Seq > after, in order.
+	ListMessages(ctx context.Context, tenant, agent string, after uint64, limit int) ([]Message, error)
+}
+
+// Operators stores operators.
+type Operators interface {
+	CreateOperator(ctx context.Context, o Operator) error // ErrExists
+	GetOperator(ctx context.Context, name string) (Operator, error)
+	ListOperators(ctx context.Context) ([]Operator, error) // ordered by name
+	UpdateOperator(ctx context.Context, name string, fn func(*Operator) error) (Operator, error)
+}
+
+// Store is the controller's whole durable state. Implementations are safe for concurrent use.
+type Store interface {
+	Tenants
+	Tokens
+	Agents
+	Messages
+	Operators
+	// Ping reports whether the store can serve requests (for /readyz).
+	Ping(ctx context.Context) error
+	Close() error
+}
