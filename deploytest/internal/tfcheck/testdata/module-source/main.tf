@@ -1,0 +1,4 @@
+module "child" {
+  source = "../no-such-module"
+  name   = "x"
+}

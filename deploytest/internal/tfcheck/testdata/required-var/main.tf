@@ -1,0 +1,6 @@
+variable "a" {
+  type        = string
+  description = "Required in disguise."
+  default     = null
+  nullable    = false
+}

@@ -1,0 +1,3 @@
+variable "a" {
+  type        = string
+  description = "Missing closing brace."

@@ -1,0 +1,3 @@
+resource "aws_s3_bucket" "this" {
+  bucket = data.aws_caller_identity.current.account_id
+}

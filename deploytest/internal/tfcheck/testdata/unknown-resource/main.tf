@@ -1,0 +1,8 @@
+resource "aws_s3_bucket" "this" {
+  bucket = "ward"
+}
+
+output "arn" {
+  description = "Typo in the resource name."
+  value       = aws_s3_bucket.that.arn
+}
