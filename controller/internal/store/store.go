@@ -115,6 +115,8 @@ type Tenants interface {
 
 // Tokens stores enrollment tokens.
 type Tokens interface {
+	// CreateToken stores t: ErrExists when its id or hash is taken, ErrNotFound when its
+	// tenant does not exist.
 	CreateToken(ctx context.Context, t Token) error
 	// RedeemToken atomically finds the token whose secret hashes to hash, checks that it is
 	// usable at now from source, and takes one use. Any reason to refuse is ErrTokenRefused.
@@ -125,7 +127,9 @@ type Tokens interface {
 
 // Agents stores enrolled agents.
 type Agents interface {
-	CreateAgent(ctx context.Context, a Agent) error // ErrExists
+	// CreateAgent stores a: ErrExists when its id is taken in any tenant, ErrNotFound when
+	// its tenant does not exist.
+	CreateAgent(ctx context.Context, a Agent) error
 	// GetAgent finds an agent by id in any tenant.
 	GetAgent(ctx context.Context, id string) (Agent, error)
 	ListAgents(ctx context.Context, tenant string) ([]Agent, error) // "" means all
@@ -138,9 +142,11 @@ type Agents interface {
 type Messages interface {
 	// CommitMessage durably stores m and, in the same transaction, raises the agent's AckedSeq
 	// to m.Seq and sets LastSeen and Online. When m.Seq is not above AckedSeq it stores
-	// nothing and reports duplicate. It returns only once the write is on disk.
+	// nothing and reports duplicate. It returns only once the write is on disk. ErrNotFound
+	// when the agent does not exist in m.Tenant.
 	CommitMessage(ctx context.Context, m Message) (duplicate bool, err error)
-	// ListMessages returns up to limit messages of one agent with Seq > after, in order.
+	// ListMessages returns up to limit messages of one agent with Seq > after, in order;
+	// limit <= 0 means no limit.
 	ListMessages(ctx context.Context, tenant, agent string, after uint64, limit int) ([]Message, error)
 }
 

@@ -1,0 +1,159 @@
+package badger
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	badgerdb "github.com/dgraph-io/badger/v4"
+
+	"github.com/wardsec/ward/controller/internal/store"
+)
+
+// CreateToken stores t. store.ErrExists when its id or secret hash is taken,
+// store.ErrNotFound when its tenant does not exist.
+func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
+	err := s.update(ctx, func(txn *badgerdb.Txn) error {
+		if err := tenantExists(txn, t.Tenant); err != nil {
+			return err
+		}
+		for _, k := range [][]byte{tokenIndexKey(t.ID), tokenHashKey(t.Hash)} {
+			found, err := exists(txn, k)
+			if err != nil {
+				return err
+			}
+			if found {
+				return store.ErrExists
+			}
+		}
+		if err := txn.Set(tokenIndexKey(t.ID), []byte(t.Tenant)); err != nil {
+			return err
+		}
+		if err := txn.Set(tokenHashKey(t.Hash), []byte(t.ID)); err != nil {
+			return err
+		}
+		return put(txn, tokenKey(t.Tenant, t.ID), t)
+	})
+	if err != nil {
+		return fmt.Errorf("create token %s: %w", t.ID, err)
+	}
+	return nil
+}
+
+// RedeemToken takes one use of the token whose secret hashes to hash, in one transaction.
+// Unknown, revoked, expired and used-up tokens, and sources outside the token's network,
+// are all store.ErrTokenRefused.
+func (s *Store) RedeemToken(ctx context.Context, hash []byte, source netip.Addr,
+	now time.Time) (store.Token, error) {
+	var t store.Token
+	err := s.update(ctx, func(txn *badgerdb.Txn) error {
+		t = store.Token{}
+		id, err := getString(txn, tokenHashKey(hash))
+		if errors.Is(err, store.ErrNotFound) {
+			return store.ErrTokenRefused
+		}
+		if err != nil {
+			return err
+		}
+		tenant, err := getString(txn, tokenIndexKey(id))
+		if err != nil {
+			return err
+		}
+		if err := get(txn, tokenKey(tenant, id), &t); err != nil {
+			return err
+		}
+		if !usable(t, source, now) {
+			return store.ErrTokenRefused
+		}
+		t.UsesLeft--
+		return put(txn, tokenKey(tenant, id), t)
+	})
+	if errors.Is(err, store.ErrTokenRefused) {
+		return store.Token{}, store.ErrTokenRefused
+	}
+	if err != nil {
+		return store.Token{}, fmt.Errorf("redeem token: %w", err)
+	}
+	return t, nil
+}
+
+// usable reports whether t may enroll one more agent from source at now.
+func usable(t store.Token, source netip.Addr, now time.Time) bool {
+	switch {
+	case t.Revoked, t.UsesLeft == 0, !now.Before(t.ExpiresAt):
+		return false
+	case t.CIDR.IsValid() && !t.CIDR.Contains(source.Unmap()):
+		return false
+	}
+	return true
+}
+
+// ListTokens returns the tokens of tenant ("" for all), newest first.
+func (s *Store) ListTokens(ctx context.Context, tenant string) ([]store.Token, error) {
+	var out []store.Token
+	err := s.view(ctx, func(txn *badgerdb.Txn) error {
+		tenants, err := tenantIDs(txn, tenant)
+		if err != nil {
+			return err
+		}
+		for _, tn := range tenants {
+			err := each(txn, tokensPrefix(tn), func(t store.Token) error {
+				out = append(out, t)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	slices.SortStableFunc(out, func(a, b store.Token) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	return out, nil
+}
+
+// RevokeToken marks the token revoked and returns it; store.ErrNotFound for an unknown id.
+// Revoking twice is not an error.
+func (s *Store) RevokeToken(ctx context.Context, id string) (store.Token, error) {
+	var t store.Token
+	err := s.update(ctx, func(txn *badgerdb.Txn) error {
+		t = store.Token{}
+		tenant, err := getString(txn, tokenIndexKey(id))
+		if err != nil {
+			return err
+		}
+		if err := get(txn, tokenKey(tenant, id), &t); err != nil {
+			return err
+		}
+		t.Revoked = true
+		return put(txn, tokenKey(tenant, id), t)
+	})
+	if err != nil {
+		return store.Token{}, fmt.Errorf("revoke token %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// tenantIDs returns []string{tenant} when tenant is set, else every tenant id in order.
+func tenantIDs(txn *badgerdb.Txn, tenant string) ([]string, error) {
+	if tenant != "" {
+		return []string{tenant}, nil
+	}
+	var ids []string
+	err := each(txn, tenantsPrefix(), func(t store.Tenant) error {
+		ids = append(ids, t.ID)
+		return nil
+	})
+	return ids, err
+}
