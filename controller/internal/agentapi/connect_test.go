@@ -114,8 +114,8 @@ func TestHeartbeatsAckedAfterCommitAndStoredOnce(t *testing.T) {
 
 func TestMalformedMessages(t *testing.T) {
 	tests := []struct {
-		name string
-		msgs []*wardv1.ConnectRequest // after a valid hello, unless first is set
+		name    string
+		msgs    []*wardv1.ConnectRequest // after a valid hello, unless first is set
 		noHello bool
 		code    codes.Code
 	}{
