@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+
+	wardv1 "github.com/wardsec/ward/proto/ward/v1"
 )
 
 // Facts describes a host. A field the host does not provide is empty.
@@ -117,4 +119,19 @@ func addresses() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Proto converts the facts to their wire form, adding the agent's version and roles.
+func (f Facts) Proto(agentVersion string, roles []string) *wardv1.HostFacts {
+	return &wardv1.HostFacts{
+		Hostname:     f.Hostname,
+		Os:           f.OS,
+		OsVersion:    f.OSVersion,
+		Kernel:       f.Kernel,
+		Arch:         f.Arch,
+		MachineId:    f.MachineID,
+		Addresses:    f.Addresses,
+		AgentVersion: agentVersion,
+		Roles:        roles,
+	}
 }
