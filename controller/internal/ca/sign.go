@@ -112,17 +112,29 @@ type leaf struct {
 
 // signCSR checks the request and signs its public key; nothing else of it is used.
 func (c *CA) signCSR(csrDER []byte, l leaf) ([][]byte, *x509.Certificate, error) {
-	csr, err := x509.ParseCertificateRequest(csrDER)
+	pub, err := CheckCSR(csrDER)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: not a DER-encoded PKCS#10 request", ErrBadCSR)
-	}
-	if err := csr.CheckSignature(); err != nil {
-		return nil, nil, fmt.Errorf("%w: signature does not verify", ErrBadCSR)
-	}
-	if err := checkKey(csr.PublicKey); err != nil {
 		return nil, nil, err
 	}
-	return c.sign(csr.PublicKey, l)
+	return c.sign(pub, l)
+}
+
+// CheckCSR parses a DER PKCS#10 request, checks its signature and that its key is ECDSA
+// P-256, and returns the key. Errors wrap ErrBadCSR. The Sign methods call it; callers
+// that must validate a request before acting on it (say, before storing an operator) may
+// call it first.
+func CheckCSR(csrDER []byte) (crypto.PublicKey, error) {
+	csr, err := x509.ParseCertificateRequest(csrDER)
+	if err != nil {
+		return nil, fmt.Errorf("%w: not a DER-encoded PKCS#10 request", ErrBadCSR)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("%w: signature does not verify", ErrBadCSR)
+	}
+	if err := checkKey(csr.PublicKey); err != nil {
+		return nil, err
+	}
+	return csr.PublicKey, nil
 }
 
 // checkKey accepts ECDSA P-256 public keys only.
