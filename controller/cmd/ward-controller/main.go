@@ -1,0 +1,125 @@
+// Command ward-controller runs the Ward controller.
+//
+//	ward-controller init --data-dir DIR --trust-domain DOMAIN [--dns NAME ...] [--name NAME]
+//	ward-controller serve --data-dir DIR [--listen ADDR] [--metrics-listen ADDR]
+//	    [--heartbeat-interval 30s] [--cert-ttl 24h] [--log-level info]
+//	ward-controller version
+//
+// Logs are JSON lines on standard error. serve stops gracefully on SIGTERM or SIGINT.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wardsec/ward/controller/internal/install"
+	"github.com/wardsec/ward/controller/internal/server"
+	"github.com/wardsec/ward/pkg/version"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	err := newRootCommand().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ward-controller:", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCommand() *cobra.Command {
+	var logLevel slog.Level
+	root := &cobra.Command{
+		Use:           "ward-controller",
+		Short:         "The Ward controller: agents, enrollment, admin API",
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.PersistentFlags().Var(levelFlag{&logLevel}, "log-level",
+		"log level: debug, info, warn or error")
+	logger := func() *slog.Logger {
+		return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
+	}
+	root.AddCommand(newInitCommand(logger), newServeCommand(logger), newVersionCommand())
+	return root
+}
+
+func newInitCommand(logger func() *slog.Logger) *cobra.Command {
+	var o install.Options
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create an installation: CA, serving certificate, policy key, store, admin",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Log = logger()
+			return install.Init(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.DataDir, "data-dir", "", "data directory to create (required)")
+	f.StringVar(&o.TrustDomain, "trust-domain", "", "trust domain, e.g. msp.example (required)")
+	f.StringSliceVar(&o.DNSNames, "dns", nil, "extra DNS name for the serving certificate")
+	f.StringVar(&o.Name, "name", install.DefaultName, "controller name in its identity")
+	cmd.MarkFlagRequired("data-dir")
+	cmd.MarkFlagRequired("trust-domain")
+	return cmd
+}
+
+func newServeCommand(logger func() *slog.Logger) *cobra.Command {
+	var cfg server.Config
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve agents and operators until SIGTERM or SIGINT",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Log = logger()
+			srv, err := server.New(cfg)
+			if err != nil {
+				return err
+			}
+			return srv.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data-dir", "", "data directory made by init (required)")
+	f.StringVar(&cfg.Listen, "listen", server.DefaultListen, "gRPC listen address")
+	f.StringVar(&cfg.MetricsListen, "metrics-listen", server.DefaultMetricsListen,
+		"HTTP address of /metrics, /healthz and /readyz")
+	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval",
+		server.DefaultHeartbeatInterval, "heartbeat interval agents are told to use")
+	f.DurationVar(&cfg.CertTTL, "cert-ttl", server.DefaultCertTTL,
+		"lifetime of agent certificates")
+	cmd.MarkFlagRequired("data-dir")
+	return cmd
+}
+
+func newVersionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), version.Version)
+		},
+	}
+}
+
+// levelFlag is a pflag.Value for a slog.Level.
+type levelFlag struct{ l *slog.Level }
+
+func (f levelFlag) String() string {
+	if f.l == nil {
+		return "info"
+	}
+	return f.l.String()
+}
+
+func (f levelFlag) Set(s string) error { return f.l.UnmarshalText([]byte(s)) }
+
+func (levelFlag) Type() string { return "level" }
