@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	wardv1 "github.com/wardsec/ward/proto/ward/v1"
+)
+
+func (a *app) agentCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "agent", Aliases: []string{"agents"},
+		Short: "Inspect and revoke enrolled agents"}
+
+	var tenant string
+	list := &cobra.Command{
+		Use: "list", Short: "List agents", Args: cobra.NoArgs,
+		RunE: func(_ *cobra.Command, _ []string) error {
+			return a.call(func(ctx context.Context, c wardv1.AdminServiceClient) error {
+				resp, err := c.ListAgents(ctx, &wardv1.ListAgentsRequest{Tenant: tenant})
+				if err != nil {
+					return err
+				}
+				if a.output == "json" {
+					return printJSONList(a, resp.Agents)
+				}
+				return a.agentTable(resp.Agents)
+			})
+		},
+	}
+	list.Flags().StringVar(&tenant, "tenant", "", "only this tenant")
+
+	show := &cobra.Command{
+		Use: "show ID", Short: "Show one agent", Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			return a.call(func(ctx context.Context, c wardv1.AdminServiceClient) error {
+				resp, err := c.GetAgent(ctx, &wardv1.GetAgentRequest{Id: args[0]})
+				if err != nil {
+					return err
+				}
+				return a.printAgent(resp.Agent)
+			})
+		},
+	}
+
+	var reason string
+	revoke := &cobra.Command{
+		Use: "revoke ID", Short: "Revoke an agent and close its stream", Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			return a.call(func(ctx context.Context, c wardv1.AdminServiceClient) error {
+				resp, err := c.RevokeAgent(ctx, &wardv1.RevokeAgentRequest{Id: args[0],
+					Reason: reason})
+				if err != nil {
+					return err
+				}
+				return a.printAgent(resp.Agent)
+			})
+		},
+	}
+	revoke.Flags().StringVar(&reason, "reason", "", "why, for the record")
+	cmd.AddCommand(list, show, revoke)
+	return cmd
+}
+
+func (a *app) agentTable(as []*wardv1.Agent) error {
+	rows := make([][]string, 0, len(as))
+	for _, ag := range as {
+		state := yesNo(ag.Online)
+		if ag.Revoked {
+			state = "revoked"
+		}
+		rows = append(rows, []string{ag.Id, ag.Tenant, orDash(ag.Hostname), state,
+			when(ag.LastSeen), when(ag.CertExpires)})
+	}
+	return a.table([]string{"ID", "TENANT", "HOSTNAME", "ONLINE", "LAST SEEN", "CERT EXPIRES"},
+		rows)
+}
+
+// printAgent prints one agent as JSON or as "field: value" lines.
+func (a *app) printAgent(ag *wardv1.Agent) error {
+	if a.output == "json" {
+		return a.printJSON(ag)
+	}
+	h := ag.GetHost()
+	rows := [][]string{
+		{"id:", ag.Id}, {"tenant:", ag.Tenant}, {"hostname:", orDash(ag.Hostname)},
+		{"online:", yesNo(ag.Online)}, {"last seen:", when(ag.LastSeen)},
+		{"revoked:", yesNo(ag.Revoked)}, {"tier:", strconv.FormatUint(uint64(ag.Tier), 10)},
+		{"enrolled:", when(ag.EnrolledAt)}, {"token:", orDash(ag.TokenId)},
+		{"cert serial:", orDash(ag.CertSerial)}, {"cert expires:", when(ag.CertExpires)},
+		{"acked seq:", strconv.FormatUint(ag.AckedSeq, 10)},
+		{"os:", orDash(strings.TrimSpace(h.GetOs() + " " + h.GetOsVersion()))},
+		{"kernel:", orDash(h.GetKernel())}, {"arch:", orDash(h.GetArch())},
+		{"addresses:", orDash(strings.Join(h.GetAddresses(), ", "))},
+		{"agent version:", orDash(h.GetAgentVersion())},
+		{"roles:", orDash(strings.Join(h.GetRoles(), ", "))},
+	}
+	w := a.stdout
+	for _, r := range rows {
+		if _, err := w.Write([]byte(padRight(r[0], 15) + r[1] + "\n")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func padRight(s string, n int) string {
+	if len(s) >= n {
+		return s + " "
+	}
+	return s + strings.Repeat(" ", n-len(s))
+}
