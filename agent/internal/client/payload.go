@@ -1,0 +1,81 @@
+package client
+
+import (
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/wardsec/ward/pkg/logkey"
+	"github.com/wardsec/ward/pkg/policysig"
+	wardv1 "github.com/wardsec/ward/proto/ward/v1"
+)
+
+// verify checks a signed payload against the pinned policy key and decodes it into m.
+// Nothing is decoded unless the signature, key id and type check out.
+func (c *Client) verify(p *wardv1.SignedPayload, m proto.Message) error {
+	want := string(proto.MessageName(m))
+	err := policysig.Verify(c.cfg.PolicyKey, want, policysig.Signed{
+		PayloadType: p.GetPayloadType(),
+		Payload:     p.GetPayload(),
+		Signature:   p.GetSignature(),
+		KeyID:       p.GetKeyId(),
+	})
+	if err != nil {
+		return err
+	}
+	if err := proto.Unmarshal(p.GetPayload(), m); err != nil {
+		return fmt.Errorf("decode %s: %w", want, err)
+	}
+	return nil
+}
+
+// handleCommand verifies a command and checks that it is addressed to this agent and not
+// expired. Executing commands is not implemented yet: a valid command is logged and left
+// alone.
+func (c *Client) handleCommand(p *wardv1.SignedPayload) {
+	var spec wardv1.CommandSpec
+	if err := c.verify(p, &spec); err != nil {
+		c.log.Warn("command refused: signature does not verify", logkey.Error, err)
+		return
+	}
+	log := c.log.With(logkey.Command, spec.GetCommandId(), logkey.Runbook, spec.GetRunbookId())
+
+	switch {
+	case spec.GetAgentId() != c.cfg.Info.AgentID || spec.GetTenant() != c.cfg.Info.Tenant:
+		log.Warn("command refused: addressed to another agent",
+			"addressed_to", spec.GetAgentId(), logkey.Tenant, spec.GetTenant())
+	case spec.GetExpiresAt() == nil || !c.now().Before(spec.GetExpiresAt().AsTime()):
+		log.Warn("command refused: expired",
+			"expires_at", spec.GetExpiresAt().AsTime().Format(time.RFC3339))
+	default:
+		log.Warn("command verified; running commands is not yet supported by this agent",
+			"steps", len(spec.GetSteps()), "dry_run", spec.GetDryRun())
+	}
+}
+
+// handleBaseline verifies a baseline update. Applying baselines is not implemented yet.
+func (c *Client) handleBaseline(p *wardv1.SignedPayload) {
+	var spec wardv1.BaselineSpec
+	if err := c.verify(p, &spec); err != nil {
+		c.log.Warn("baseline update refused: signature does not verify", logkey.Error, err)
+		return
+	}
+	if spec.GetTenant() != c.cfg.Info.Tenant {
+		c.log.Warn("baseline update refused: for another tenant", logkey.Tenant, spec.GetTenant())
+		return
+	}
+	c.log.Warn("baseline update verified; applying baselines is not yet supported",
+		"baseline", spec.GetBaselineId(), logkey.Version, spec.GetVersion())
+}
+
+// handleCheckpoint verifies an evidence checkpoint. Witnessing is not implemented yet.
+func (c *Client) handleCheckpoint(p *wardv1.SignedPayload) {
+	var cp wardv1.Checkpoint
+	if err := c.verify(p, &cp); err != nil {
+		c.log.Warn("checkpoint refused: signature does not verify", logkey.Error, err)
+		return
+	}
+	c.log.Info("checkpoint verified; witnessing is not yet supported",
+		logkey.Tenant, cp.GetTenant(), "size", cp.GetSize())
+}
