@@ -92,7 +92,8 @@ func (s *Server) operatorFromRequest(ctx context.Context, req *wardv1.CreateOper
 	if d := req.GetCertTtl(); d != nil {
 		ttl = d.AsDuration()
 		if d.CheckValid() != nil || ttl <= 0 || ttl > MaxOperatorCertTTL {
-			return store.Operator{}, 0, invalid("cert_ttl", "must be above zero and at most 365 days")
+			return store.Operator{}, 0, invalid("cert_ttl",
+				"must be above zero and at most 365 days")
 		}
 	}
 	if _, err := ca.CheckCSR(req.GetCsrDer()); err != nil {

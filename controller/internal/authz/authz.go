@@ -186,7 +186,8 @@ func (a *Authorizer) identify(ctx context.Context) (identity.ID, *denial) {
 func (a *Authorizer) identifyCert(leaf *x509.Certificate) (identity.ID, *denial) {
 	id, err := identity.FromCertificate(leaf)
 	if err != nil {
-		return identity.ID{}, &denial{codes.PermissionDenied, "certificate carries no ward identity"}
+		return identity.ID{}, &denial{codes.PermissionDenied,
+			"certificate carries no ward identity"}
 	}
 	if id.Domain != a.trustDomain {
 		return id, &denial{codes.PermissionDenied, "identity of another trust domain"}
