@@ -1,0 +1,88 @@
+// Package agent assembles a running ward-agent from its state directory: it loads the
+// identity, opens the spool and runs the controller client until it is told to stop.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/wardsec/ward/agent/internal/client"
+	"github.com/wardsec/ward/agent/internal/hostinfo"
+	"github.com/wardsec/ward/agent/internal/spool"
+	"github.com/wardsec/ward/agent/internal/state"
+	"github.com/wardsec/ward/pkg/logkey"
+	"github.com/wardsec/ward/pkg/version"
+	wardv1 "github.com/wardsec/ward/proto/ward/v1"
+)
+
+// Config configures Run.
+type Config struct {
+	// Dir is the state directory written by enrollment. Required.
+	Dir state.Dir
+	// Controller overrides the address in agent.json when set.
+	Controller string
+	// HostRoot is where host facts (and later checks) read the host; empty means "/".
+	HostRoot string
+	// SpoolMaxBytes bounds the spool; zero means spool.DefaultMaxBytes.
+	SpoolMaxBytes int64
+	// Log receives everything the agent logs. Required.
+	Log *slog.Logger
+}
+
+// Run runs the agent until ctx is cancelled and returns nil then, after closing the stream
+// and the spool. It returns an error when the state directory is unusable, the spool cannot
+// be opened, or the certificate has expired (wrapping client.ErrCertExpired).
+func Run(ctx context.Context, cfg Config) error {
+	switch {
+	case cfg.Dir == "":
+		return errors.New("agent: no state directory")
+	case cfg.Log == nil:
+		return errors.New("agent: no logger")
+	}
+
+	st, err := cfg.Dir.Load()
+	if errors.Is(err, state.ErrNotEnrolled) {
+		return fmt.Errorf("%s is not enrolled: run ward-agent enroll first", cfg.Dir)
+	}
+	if err != nil {
+		return err
+	}
+	addr := st.Info.Controller
+	if cfg.Controller != "" {
+		addr = cfg.Controller
+	}
+
+	sp, err := spool.Open(spool.Config{Dir: cfg.Dir.SpoolPath(), MaxBytes: cfg.SpoolMaxBytes,
+		Log: cfg.Log.With("component", "spool")})
+	if err != nil {
+		return err
+	}
+	defer sp.Close()
+
+	c, err := client.New(client.Config{
+		Addr: addr, Info: st.Info, Dir: cfg.Dir, Cert: st.Cert, Roots: st.Roots,
+		PolicyKey: st.PolicyKey, Spool: sp, Log: cfg.Log,
+		Facts: func() *wardv1.HostFacts {
+			return hostinfo.Collect(cfg.HostRoot).Proto(version.Version, st.Info.Roles)
+		},
+	})
+	if err != nil {
+		return err
+	}
+
+	cfg.Log.Info("agent starting", logkey.Version, version.Version,
+		logkey.Identity, st.Info.ID().String(), logkey.Addr, addr,
+		logkey.Serial, st.Cert.Leaf.SerialNumber.Text(16),
+		logkey.NotAfter, st.Cert.Leaf.NotAfter.UTC(), "spool", spoolSummary(sp.State()))
+	if err := c.Run(ctx); err != nil {
+		return err
+	}
+	cfg.Log.Info("agent stopped")
+	return nil
+}
+
+func spoolSummary(s spool.State) string {
+	return fmt.Sprintf("%d messages, %d bytes, next seq %d", s.Messages, s.Bytes, s.NextSeq)
+}
