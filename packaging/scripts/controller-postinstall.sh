@@ -3,6 +3,7 @@
 # and its data directory, reloads systemd and enables the controller on first install;
 # restarts it on upgrade only when it was initialised, never starts an unconfigured one.
 set -e
+# Paths honour DPKG_ROOT, set by dpkg for installs into another root.
 
 first_install=no
 case "${1:-}" in
@@ -18,14 +19,15 @@ if ! getent passwd ward-controller >/dev/null 2>&1; then
 			--shell /usr/sbin/nologin --comment "Ward controller" ward-controller
 	fi
 fi
-install -d -m 0700 -o ward-controller -g ward-controller /var/lib/ward-controller
+data="${DPKG_ROOT:-}/var/lib/ward-controller"
+install -d -m 0700 -o ward-controller -g ward-controller "$data"
 
-if [ -d /run/systemd/system ]; then
+if [ -d "${DPKG_ROOT:-}/run/systemd/system" ]; then
 	systemctl daemon-reload >/dev/null 2>&1 || true
 	if [ "$first_install" = yes ]; then
 		systemctl enable ward-controller.service >/dev/null 2>&1 || true
 	fi
-	if [ -e /var/lib/ward-controller/install.json ]; then
+	if [ -e "$data/install.json" ]; then
 		systemctl restart ward-controller.service >/dev/null 2>&1 || true
 	fi
 fi
