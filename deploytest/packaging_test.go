@@ -280,10 +280,10 @@ func TestAgentRpm(t *testing.T) {
 	}
 	listing := query("--dump")
 	for path, mode := range map[string]string{
-		"/usr/bin/ward-agent":                       "0100755",
-		"/usr/lib/ward-agent/enroll-once":           "0100755",
+		"/usr/bin/ward-agent":                        "0100755",
+		"/usr/lib/ward-agent/enroll-once":            "0100755",
 		"/usr/lib/systemd/system/ward-agent.service": "0100644",
-		"/var/lib/ward-agent":                       "040700",
+		"/var/lib/ward-agent":                        "040700",
 	} {
 		if !dumpHas(listing, path, mode) {
 			t.Errorf("rpm has no %s with mode %s:\n%s", path, mode, listing)
