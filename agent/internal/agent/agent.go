@@ -62,7 +62,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer sp.Close()
 
 	c, err := client.New(client.Config{
-		Addr: addr, Info: st.Info, Dir: cfg.Dir, Cert: st.Cert, Roots: st.Roots,
+		Addr: addr, Info: st.Info, Dir: cfg.Dir, Cert: st.Cert, CertObtained: st.CertTime, Roots: st.Roots,
 		PolicyKey: st.PolicyKey, Spool: sp, Log: cfg.Log,
 		Facts: func() *wardv1.HostFacts {
 			return hostinfo.Collect(cfg.HostRoot).Proto(version.Version, st.Info.Roles)

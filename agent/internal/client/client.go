@@ -54,6 +54,9 @@ type Config struct {
 	Dir state.Dir
 	// Cert is the certificate and key to start with.
 	Cert tls.Certificate
+	// CertObtained is when Cert was obtained (cert.pem's modification time); zero means
+	// its NotBefore. Renewal is due at two thirds of the life that began then.
+	CertObtained time.Time
 	// Roots is the trust bundle for the controller's certificate.
 	Roots *x509.CertPool
 	// PolicyKey is the pinned key that signs commands, baselines and checkpoints.
@@ -126,7 +129,7 @@ func New(cfg Config) (*Client, error) {
 	cfg.StableAfter = orDefault(cfg.StableAfter, DefaultStableAfter)
 	cfg.CallTimeout = orDefault(cfg.CallTimeout, DefaultCallTimeout)
 
-	cr, err := newCreds(cfg.Cert, cfg.Roots)
+	cr, err := newCreds(cfg.Cert, cfg.CertObtained, cfg.Roots)
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}

@@ -408,7 +408,7 @@ func TestSignedPayloadsAreVerifiedAndNeverRun(t *testing.T) {
 
 func TestTLSRefusesAControllerOutsideTheTrustDomain(t *testing.T) {
 	ca := testca.New(t, "msp.example")
-	cr, _ := newCreds(agentCert(t, ca, time.Now(), time.Hour), ca.Pool())
+	cr, _ := newCreds(agentCert(t, ca, time.Now(), time.Hour), time.Time{}, ca.Pool())
 
 	tests := []struct {
 		name string
@@ -452,4 +452,22 @@ func reissueWithServerNames(t *testing.T, ca *testca.CA, key *ecdsa.PrivateKey,
 		t.Fatal(err)
 	}
 	return out
+}
+
+func TestRenewalOfBackdatedShortCertificatesDoesNotSpin(t *testing.T) {
+	ca := testca.New(t, "msp.example")
+	f := newFakeController(t, ca)
+	f.certTTL = 1500 * time.Millisecond // NotBefore a minute back: due at once by NotBefore
+	a := newAgent(t, ca, f.addr(), agentCert(t, ca, time.Now(), time.Hour), nil)
+	a.run(t)
+	eventually(t, "the connection", func() bool { c, _, _ := f.snapshot(); return c == 1 })
+
+	f.pushes <- &wardv1.ConnectResponse{Body: &wardv1.ConnectResponse_RenewCertificate{
+		RenewCertificate: &wardv1.RenewCertificate{Reason: "test"}}}
+	time.Sleep(2500 * time.Millisecond)
+
+	// One on request, then one per about a second: never a renewal storm.
+	if _, r, _ := f.snapshot(); r < 2 || r > 5 {
+		t.Errorf("%d renewals in 2.5 s of 1.5 s certificates; want 2 to 5", r)
+	}
 }

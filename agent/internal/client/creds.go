@@ -15,11 +15,18 @@ import (
 // while connections are open: a renewed certificate or a new trust bundle takes effect at
 // the next handshake. Safe for concurrent use.
 type creds struct {
-	cert  atomic.Pointer[tls.Certificate] // Leaf always set
+	cert  atomic.Pointer[held]
 	roots atomic.Pointer[x509.CertPool]
 }
 
-func newCreds(cert tls.Certificate, roots *x509.CertPool) (*creds, error) {
+// held is a certificate with the time the agent obtained it. CAs backdate NotBefore to
+// absorb clock skew, so the lifetime that renewal divides runs from the later of the two.
+type held struct {
+	cert     *tls.Certificate // Leaf always set
+	obtained time.Time
+}
+
+func newCreds(cert tls.Certificate, obtained time.Time, roots *x509.CertPool) (*creds, error) {
 	if cert.Leaf == nil {
 		leaf, err := x509.ParseCertificate(cert.Certificate[0])
 		if err != nil {
@@ -28,14 +35,23 @@ func newCreds(cert tls.Certificate, roots *x509.CertPool) (*creds, error) {
 		cert.Leaf = leaf
 	}
 	c := &creds{}
-	c.cert.Store(&cert)
+	c.swap(&cert, obtained) // renewAt uses NotBefore when obtained is earlier or zero
 	c.roots.Store(roots)
 	return c, nil
 }
 
-func (c *creds) leaf() *x509.Certificate { return c.cert.Load().Leaf }
+// swap makes cert the one presented from the next handshake on.
+func (c *creds) swap(cert *tls.Certificate, obtained time.Time) {
+	c.cert.Store(&held{cert: cert, obtained: obtained})
+}
 
-func (c *creds) clientCert() (*tls.Certificate, error) { return c.cert.Load(), nil }
+func (c *creds) leaf() *x509.Certificate { return c.cert.Load().cert.Leaf }
+
+// obtained returns when the current certificate was obtained (its NotBefore for the one
+// loaded at start).
+func (c *creds) obtained() time.Time { return c.cert.Load().obtained }
+
+func (c *creds) clientCert() (*tls.Certificate, error) { return c.cert.Load().cert, nil }
 
 // tlsConfig returns the client TLS 1.3 configuration: the certificate is read at each
 // handshake, and the controller must present a certificate that chains to the current

@@ -41,7 +41,7 @@ func (c *Client) renewLoop(ctx context.Context, api wardv1.AgentServiceClient) e
 	for {
 		leaf := c.creds.leaf()
 		if wait == 0 {
-			wait = renewAt(leaf).Sub(c.now())
+			wait = renewAt(leaf, c.creds.obtained()).Sub(c.now())
 		}
 		// Never sleep past expiry: wake up then to stop the agent.
 		wait = max(min(wait, leaf.NotAfter.Sub(c.now())), 0)
@@ -77,11 +77,17 @@ func (c *Client) renewLoop(ctx context.Context, api wardv1.AgentServiceClient) e
 }
 
 // renewAt returns when to renew leaf: at two thirds of its life, minus up to a twentieth
-// of it, so that agents enrolled together do not all renew in the same second.
-func renewAt(leaf *x509.Certificate) time.Time {
-	life := leaf.NotAfter.Sub(leaf.NotBefore)
+// of it, so that agents enrolled together do not all renew in the same second. The life
+// starts at the later of NotBefore and when the agent obtained the certificate, so that a
+// backdated NotBefore cannot make a short-lived certificate due at once, again and again.
+func renewAt(leaf *x509.Certificate, obtained time.Time) time.Time {
+	start := leaf.NotBefore
+	if obtained.After(start) {
+		start = obtained
+	}
+	life := leaf.NotAfter.Sub(start)
 	jitter := time.Duration(rand.Float64() * float64(life/20))
-	return leaf.NotBefore.Add(life*2/3 - jitter)
+	return start.Add(life*2/3 - jitter)
 }
 
 // renew asks for a certificate for a fresh key, stores it and swaps it in for future
@@ -116,7 +122,7 @@ func (c *Client) renew(ctx context.Context, api wardv1.AgentServiceClient,
 			return err
 		}
 	}
-	c.creds.cert.Store(cert)
+	c.creds.swap(cert, c.now())
 
 	c.log.Info("certificate renewed", logkey.Reason, reason,
 		logkey.Serial, cert.Leaf.SerialNumber.Text(16), logkey.NotAfter, cert.Leaf.NotAfter.UTC())

@@ -70,6 +70,7 @@ type Enrollment struct {
 type State struct {
 	Info      Info
 	Cert      tls.Certificate // Leaf is set
+	CertTime  time.Time       // modification time of cert.pem: when it was obtained
 	Roots     *x509.CertPool
 	PolicyKey *ecdsa.PublicKey
 }
@@ -173,6 +174,9 @@ func (d Dir) Load() (*State, error) {
 
 	if st.Cert, err = d.loadKeyPair(st.Info); err != nil {
 		return nil, err
+	}
+	if fi, err := os.Stat(d.path(CertFile)); err == nil {
+		st.CertTime = fi.ModTime()
 	}
 	if st.Roots, err = pki.LoadPool(d.path(CAFile)); err != nil {
 		return nil, fmt.Errorf("load state: %w", err)
