@@ -53,12 +53,12 @@ func (c *Client) connectLoop(ctx context.Context, api wardv1.AgentServiceClient)
 		}
 
 		switch {
-		case welcomed:
-			c.log.Warn("disconnected from controller", logkey.Reason, reason,
-				logkey.Backoff, wait.Round(time.Millisecond).String())
 		case refused && kind != lastKind:
 			c.log.Error("controller refused this agent; it may have been revoked; "+
 				"retrying slowly", logkey.Reason, reason,
+				logkey.Backoff, wait.Round(time.Millisecond).String())
+		case welcomed:
+			c.log.Warn("disconnected from controller", logkey.Reason, reason,
 				logkey.Backoff, wait.Round(time.Millisecond).String())
 		case kind != lastKind:
 			c.log.Warn("cannot reach controller; reconnecting", logkey.Addr, c.cfg.Addr,
@@ -68,7 +68,7 @@ func (c *Client) connectLoop(ctx context.Context, api wardv1.AgentServiceClient)
 				logkey.Backoff, wait.Round(time.Millisecond).String())
 		}
 		lastKind = kind
-		if welcomed {
+		if welcomed && !refused {
 			lastKind = ""
 		}
 
