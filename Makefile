@@ -3,14 +3,14 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
-MODULES  := ./proto/... ./pkg/... ./agent/... ./controller/...
+MODULES  := ./proto/... ./pkg/... ./agent/... ./controller/... ./deploytest/...
 TOOLS    := $(CURDIR)/bin/tools
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X github.com/wardsec/ward/pkg/version.Version=$(VERSION)
 GOBUILD  := CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)'
 export PATH := $(TOOLS):$(PATH)
 
-.PHONY: all build tools proto proto-check breaking lint test test-deps bench demo clean
+.PHONY: all build tools proto proto-check breaking lint test test-deps bench demo package clean
 
 all: build
 
@@ -22,7 +22,8 @@ build:
 		./controller/cmd/ward-loadgen
 
 ## tools: buf, protoc plugins and grpcurl, pinned in tools/go.mod, into bin/tools
-tools: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc $(TOOLS)/grpcurl
+tools: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc $(TOOLS)/grpcurl \
+	$(TOOLS)/nfpm
 
 $(TOOLS)/%: tools/go.mod tools/go.sum
 	@mkdir -p $(TOOLS)
@@ -65,7 +66,7 @@ lint: tools
 
 ## test-deps: what the tests need beyond Go (installs Debian packages when missing)
 test-deps:
-	@./scripts/test-deps.sh
+	@./scripts/test-deps.sh nix-bin rpm
 
 ## test: everything CI runs
 test: test-deps lint proto-check breaking build
@@ -79,6 +80,14 @@ bench: build
 ## demo: a throwaway installation with three agents, narrated
 demo: build
 	./scripts/demo.sh
+
+## package: .deb and .rpm of ward-agent and ward-controller into dist/ (nfpm)
+package: build $(TOOLS)/nfpm
+	@mkdir -p dist
+	@export VERSION=$$(./packaging/version.sh) ARCH=$$(go env GOARCH) BIN_DIR=bin; \
+	for pkg in ward-agent ward-controller; do for fmt in deb rpm; do \
+		nfpm package --config packaging/nfpm/$$pkg.yaml --packager $$fmt --target dist/; \
+	done; done
 
 clean:
 	rm -rf bin
