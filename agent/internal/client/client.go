@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc"
 	grpcbackoff "google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -37,6 +38,13 @@ const (
 	DefaultMaxBackoff        = 60 * time.Second
 	DefaultStableAfter       = time.Minute
 	DefaultCallTimeout       = 30 * time.Second
+
+	// A connection that has been silent this long is pinged, and dropped when the ping is
+	// not answered in keepaliveTimeout: a half-open connection (a NAT that forgot it) is
+	// noticed in under two minutes instead of TCP's quarter of an hour. The controller
+	// accepts pings every 15 s or more.
+	keepaliveTime    = 60 * time.Second
+	keepaliveTimeout = 20 * time.Second
 )
 
 // ErrCertExpired is returned by Run when the agent's certificate has expired: the agent
@@ -203,6 +211,9 @@ func (c *Client) dial() (*grpc.ClientConn, error) {
 				MaxDelay:   c.cfg.MaxBackoff,
 			},
 			MinConnectTimeout: c.cfg.CallTimeout,
+		}),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{
+			Time: keepaliveTime, Timeout: keepaliveTimeout,
 		}))
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
