@@ -471,3 +471,28 @@ func TestRenewalOfBackdatedShortCertificatesDoesNotSpin(t *testing.T) {
 		t.Errorf("%d renewals in 2.5 s of 1.5 s certificates; want 2 to 5", r)
 	}
 }
+
+func TestAMessageTheControllerKeepsRefusingIsDroppedNotRetriedForever(t *testing.T) {
+	ca := testca.New(t, "msp.example")
+	f := newFakeController(t, ca)
+	f.invalid = 2
+	a := newAgent(t, ca, f.addr(), agentCert(t, ca, time.Now(), time.Hour), nil)
+	for i := range 3 {
+		if _, err := a.c.Enqueue(drift(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.run(t)
+
+	eventually(t, "the spool to drain", func() bool { return a.spool.State().Messages == 0 })
+	_, _, got := f.snapshot()
+	if got[1] != 1 || got[3] != 1 {
+		t.Errorf("good messages received %d and %d times, want once each", got[1], got[3])
+	}
+	if got[2] != poisonRefusals {
+		t.Errorf("refused message sent %d times, want %d", got[2], poisonRefusals)
+	}
+	if !a.log.Contains("controller keeps refusing a message as invalid") {
+		t.Error("dropping the message was not logged")
+	}
+}

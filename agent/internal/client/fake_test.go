@@ -44,7 +44,8 @@ type fakeController struct {
 	serials   []string // client certificate serial of each Connect
 	renewals  int
 	holdAcks  bool
-	refuse    error // returned by Connect when set
+	invalid   uint64 // a seq refused as invalid every time it arrives
+	refuse    error  // returned by Connect when set
 	connects  int
 	pushes    chan *wardv1.ConnectResponse
 	firstSeqs []uint64 // first seq received on each stream
@@ -148,6 +149,11 @@ func (f *fakeController) serve(stream wardv1.AgentService_ConnectServer) error {
 		}
 
 		f.mu.Lock()
+		if m.GetSeq() == f.invalid {
+			f.received[m.GetSeq()]++
+			f.mu.Unlock()
+			return status.Error(codes.InvalidArgument, "drift report: bad field")
+		}
 		if first {
 			f.firstSeqs = append(f.firstSeqs, m.GetSeq())
 			first = false

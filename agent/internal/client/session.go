@@ -23,6 +23,10 @@ import (
 // sendBatch is how many spooled messages the sender reads at a time.
 const sendBatch = 64
 
+// poisonRefusals is how many times in a row the controller may refuse the same message as
+// invalid before the agent drops it, so that one bad message cannot block every later one.
+const poisonRefusals = 3
+
 // errNoWelcome ends a session whose controller did not answer the Hello properly.
 var errNoWelcome = errors.New("controller sent no welcome")
 
@@ -31,6 +35,7 @@ var errNoWelcome = errors.New("controller sent no welcome")
 func (c *Client) connectLoop(ctx context.Context, api wardv1.AgentServiceClient) error {
 	b := &backoff.Backoff{Min: c.cfg.MinBackoff, Max: c.cfg.MaxBackoff}
 	lastKind := "" // the code of the last failure; a change of code is logged
+	var poison poisonTracker
 
 	for {
 		began := c.now()
@@ -44,6 +49,9 @@ func (c *Client) connectLoop(ctx context.Context, api wardv1.AgentServiceClient)
 
 		if welcomed && c.now().Sub(began) >= c.cfg.StableAfter {
 			b.Reset()
+		}
+		if err := poison.observe(c, err); err != nil {
+			return err
 		}
 		reason, refused := describe(err)
 		kind := status.Code(err).String()
@@ -270,4 +278,43 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// poisonTracker drops a spooled message that the controller keeps refusing as invalid.
+// The controller handles messages in order and acknowledges each, so the one it refused
+// is the oldest unacknowledged message.
+type poisonTracker struct {
+	seq   uint64 // oldest pending seq at the last InvalidArgument refusal
+	count int    // consecutive refusals while it was the oldest
+}
+
+// observe notes how a session ended and drops the oldest message after poisonRefusals
+// refusals of it in a row. It returns an error only when the spool is closed.
+func (p *poisonTracker) observe(c *Client, err error) error {
+	if status.Code(err) != codes.InvalidArgument {
+		p.count = 0
+		return nil
+	}
+	oldest := c.cfg.Spool.State().OldestSeq
+	if oldest == 0 {
+		return nil
+	}
+	if oldest != p.seq {
+		p.seq, p.count = oldest, 0
+	}
+	p.count++
+	if p.count < poisonRefusals {
+		return nil
+	}
+
+	c.log.Error("controller keeps refusing a message as invalid; dropped it so the rest "+
+		"can be delivered", logkey.Seq, oldest, logkey.Reason, status.Convert(err).Message(),
+		logkey.Count, p.count)
+	p.count = 0
+	if err := c.cfg.Spool.Ack(oldest); errors.Is(err, spool.ErrClosed) {
+		return err
+	} else if err != nil {
+		c.log.Error("drop refused message", logkey.Seq, oldest, logkey.Error, err)
+	}
+	return nil
 }
