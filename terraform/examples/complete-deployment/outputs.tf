@@ -37,3 +37,8 @@ output "collector_token_secret_arn" {
   description = "Secret to put the collector's enrollment token in; null until controller_ca_pem is set."
   value       = one(module.collector[*].enrollment_token_secret_arn)
 }
+
+output "controller_pki_secret_arn" {
+  description = "Secret holding the backup of the controller's CA and policy keys."
+  value       = module.controller.pki_secret_arn
+}
