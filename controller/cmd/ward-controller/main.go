@@ -17,7 +17,9 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"github.com/wardsec/ward/controller/internal/agentapi"
 	"github.com/wardsec/ward/controller/internal/install"
 	"github.com/wardsec/ward/controller/internal/server"
 	"github.com/wardsec/ward/pkg/version"
@@ -95,8 +97,35 @@ func newServeCommand(logger func() *slog.Logger) *cobra.Command {
 		server.DefaultHeartbeatInterval, "heartbeat interval agents are told to use")
 	f.DurationVar(&cfg.CertTTL, "cert-ttl", server.DefaultCertTTL,
 		"lifetime of agent certificates")
+	addTuningFlags(f, &cfg)
 	cmd.MarkFlagRequired("data-dir")
 	return cmd
+}
+
+// addTuningFlags adds the connection and rate limits, for measurements and large fleets.
+func addTuningFlags(f *pflag.FlagSet, cfg *server.Config) {
+	f.IntVar(&cfg.MaxRecvMsgBytes, "max-message-bytes", server.DefaultMaxRecvMsgBytes,
+		"largest message accepted from a client")
+	f.Uint32Var(&cfg.MaxConcurrentStreams, "max-concurrent-streams",
+		server.DefaultMaxConcurrentStreams, "streams allowed per connection")
+	f.IntVar(&cfg.ReadBufferSize, "read-buffer-size", server.DefaultReadBufferSize,
+		"transport read buffer per connection, bytes")
+	f.IntVar(&cfg.WriteBufferSize, "write-buffer-size", server.DefaultWriteBufferSize,
+		"transport write buffer per connection, bytes")
+	f.Int32Var(&cfg.InitialWindowSize, "initial-window-size", server.DefaultInitialWindowSize,
+		"HTTP/2 flow control window per stream, bytes")
+	f.Int32Var(&cfg.InitialConnWindowSize, "initial-conn-window-size",
+		server.DefaultInitialConnWindowSize, "HTTP/2 flow control window per connection, bytes")
+	f.DurationVar(&cfg.KeepaliveTime, "keepalive-time", server.DefaultKeepaliveTime,
+		"idle time before the server pings a connection")
+	f.DurationVar(&cfg.KeepaliveTimeout, "keepalive-timeout", server.DefaultKeepaliveTimeout,
+		"how long the server waits for a ping answer")
+	f.DurationVar(&cfg.KeepaliveMinTime, "keepalive-min-time", server.DefaultKeepaliveMinTime,
+		"shortest client ping interval tolerated")
+	f.Float64Var((*float64)(&cfg.MessageRate), "message-rate",
+		float64(agentapi.DefaultMessageRate), "messages per second allowed per agent")
+	f.IntVar(&cfg.MessageBurst, "message-burst", agentapi.DefaultMessageBurst,
+		"messages an agent may send at once above the rate")
 }
 
 func newVersionCommand() *cobra.Command {
