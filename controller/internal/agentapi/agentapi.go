@@ -150,8 +150,7 @@ func (s *Server) CloseAgent(agentID string) {
 
 // Connected reports whether the agent has an open stream to this controller.
 func (s *Server) Connected(agentID string) bool {
-	_, ok := s.sessions.snapshot()[agentID]
-	return ok
+	return s.sessions.has(agentID)
 }
 
 // Run closes the streams of agents revoked (or removed) in the store, checking every

@@ -91,9 +91,13 @@ func (s *Server) serve(ctx context.Context, stream wardv1.AgentService_ConnectSe
 	if err != nil {
 		return s.refuse(caller, err)
 	}
-	host, err := enroll.HostFacts(hello.GetHello().GetHost())
-	if err != nil {
-		return s.refuse(caller, invalid("hello: %v", err))
+	var host *store.HostFacts // nil: the hello carries none; keep the stored facts
+	if pb := hello.GetHello().GetHost(); pb != nil {
+		facts, err := enroll.HostFacts(pb)
+		if err != nil {
+			return s.refuse(caller, invalid("hello: %v", err))
+		}
+		host = &facts
 	}
 
 	s.sessions.add(sess)
@@ -156,7 +160,7 @@ func (s *Server) recvHello(stream wardv1.AgentService_ConnectServer, sess *sessi
 // welcome records the new connection (host facts, last seen, online) and sends the
 // Welcome. It returns the agent's acknowledged sequence number.
 func (s *Server) welcome(ctx context.Context, stream wardv1.AgentService_ConnectServer,
-	caller identity.ID, host store.HostFacts) (uint64, error) {
+	caller identity.ID, host *store.HostFacts) (uint64, error) {
 	now := s.clock()
 	wasOnline := false
 	a, err := s.cfg.Store.UpdateAgent(ctx, caller.Name, func(a *store.Agent) error {
@@ -164,7 +168,9 @@ func (s *Server) welcome(ctx context.Context, stream wardv1.AgentService_Connect
 			return errRevoked
 		}
 		wasOnline = a.Online
-		a.Host = host
+		if host != nil {
+			a.Host = *host
+		}
 		a.LastSeen = now
 		a.Online = true
 		return nil

@@ -135,6 +135,15 @@ func (r *registry) closeAll(cause error) {
 	}
 }
 
+// has reports whether the agent has a session.
+func (r *registry) has(agentID string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+
+	_, ok := r.sessions[agentID]
+	return ok
+}
+
 // snapshot returns the open sessions' agent ids and tenants.
 func (r *registry) snapshot() map[string]string {
 	r.mu.Lock()
