@@ -61,7 +61,7 @@ breaking: tools
 lint: tools
 	go vet $(MODULES)
 	buf lint
-	@out=$$(gofmt -l proto pkg agent controller); \
+	@out=$$(gofmt -l proto pkg agent controller deploytest); \
 	[ -z "$$out" ] || { echo "not gofmt-formatted:"; echo "$$out"; exit 1; }
 
 ## test-deps: what the tests need beyond Go (installs Debian packages when missing)
