@@ -129,6 +129,7 @@ func (c *Client) session(ctx context.Context, api wardv1.AgentServiceClient) (bo
 	c.applyWelcome(welcome)
 	c.log.Info("connected to controller", logkey.Addr, c.cfg.Addr,
 		logkey.Agent, welcome.GetAgentId(), logkey.Seq, welcome.GetAckedSeq(),
+		"resending", c.cfg.Spool.State().Messages,
 		"heartbeat_interval", time.Duration(c.interval.Load()).String())
 
 	// Whichever loop ends first cancels the stream, which ends the other.
