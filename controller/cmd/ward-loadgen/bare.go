@@ -26,6 +26,7 @@ func runBare(ctx context.Context, args []string, stderr io.Writer) error {
 	writeBuf := fs.Int("write-buffer", -1, "gRPC write buffer bytes (-1: gRPC default, 0: none)")
 	window := fs.Int("window", 0, "static stream and connection window bytes (0: gRPC default)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	debugAddr := fs.String("debug-listen", "", "serve net/http/pprof here (loopback only)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -69,6 +70,14 @@ func runBare(ctx context.Context, args []string, stderr io.Writer) error {
 			lis.Close()
 			return err
 		}
+	}
+	if *debugAddr != "" {
+		stop, err := serveDebug(*debugAddr, log)
+		if err != nil {
+			lis.Close()
+			return err
+		}
+		defer stop()
 	}
 	return srv.Run(ctx)
 }
