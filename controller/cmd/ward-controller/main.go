@@ -109,9 +109,9 @@ func addTuningFlags(f *pflag.FlagSet, cfg *server.Config) {
 	f.Uint32Var(&cfg.MaxConcurrentStreams, "max-concurrent-streams",
 		server.DefaultMaxConcurrentStreams, "streams allowed per connection")
 	f.IntVar(&cfg.ReadBufferSize, "read-buffer-size", server.DefaultReadBufferSize,
-		"transport read buffer per connection, bytes")
+		"transport read buffer per connection, bytes (negative: none)")
 	f.IntVar(&cfg.WriteBufferSize, "write-buffer-size", server.DefaultWriteBufferSize,
-		"transport write buffer per connection, bytes")
+		"transport write buffer per connection, bytes (negative: none)")
 	f.Int32Var(&cfg.InitialWindowSize, "initial-window-size", server.DefaultInitialWindowSize,
 		"HTTP/2 flow control window per stream, bytes")
 	f.Int32Var(&cfg.InitialConnWindowSize, "initial-conn-window-size",

@@ -11,8 +11,10 @@ import (
 )
 
 // Defaults for Config's optional fields. The connection limits aim at many idle agents per
-// controller: small per-connection buffers, a write buffer shared while idle, static flow
-// control windows (no BDP pings) and rare server pings.
+// controller: no read buffer of its own (the TLS connection already buffers a record, and
+// gRPC's buffer would stay allocated on every idle connection), a write buffer taken from a
+// shared pool only while writing, static flow control windows (no BDP pings) and rare
+// server pings.
 const (
 	DefaultListen                = ":7443"
 	DefaultMetricsListen         = "127.0.0.1:7090"
@@ -20,8 +22,8 @@ const (
 	DefaultCertTTL               = 24 * time.Hour
 	DefaultMaxRecvMsgBytes       = 4 << 20
 	DefaultMaxConcurrentStreams  = 8
-	DefaultReadBufferSize        = 8 << 10
-	DefaultWriteBufferSize       = 8 << 10
+	DefaultReadBufferSize        = -1       // none
+	DefaultWriteBufferSize       = 16 << 10 // one TLS record
 	DefaultInitialWindowSize     = 64 << 10 // gRPC's minimum; larger costs memory per stream
 	DefaultInitialConnWindowSize = 64 << 10
 	DefaultKeepaliveTime         = 5 * time.Minute
@@ -55,7 +57,7 @@ type Config struct {
 	// DefaultMaxConcurrentStreams.
 	MaxConcurrentStreams uint32
 	// ReadBufferSize and WriteBufferSize are the per-connection transport buffers;
-	// defaults DefaultReadBufferSize and DefaultWriteBufferSize.
+	// defaults DefaultReadBufferSize and DefaultWriteBufferSize, negative means none.
 	ReadBufferSize  int
 	WriteBufferSize int
 	// InitialWindowSize and InitialConnWindowSize are the HTTP/2 flow control windows per
@@ -111,8 +113,12 @@ func (c Config) withDefaults() (Config, error) {
 	setDuration(&c.ShutdownTimeout, DefaultShutdownTimeout)
 	setDuration(&c.StoreGCInterval, DefaultStoreGCInterval)
 	setInt(&c.MaxRecvMsgBytes, DefaultMaxRecvMsgBytes)
-	setInt(&c.ReadBufferSize, DefaultReadBufferSize)
-	setInt(&c.WriteBufferSize, DefaultWriteBufferSize)
+	if c.ReadBufferSize == 0 {
+		c.ReadBufferSize = DefaultReadBufferSize
+	}
+	if c.WriteBufferSize == 0 {
+		c.WriteBufferSize = DefaultWriteBufferSize
+	}
 	setInt(&c.MessageBurst, agentapi.DefaultMessageBurst)
 	if c.MaxConcurrentStreams == 0 {
 		c.MaxConcurrentStreams = DefaultMaxConcurrentStreams
