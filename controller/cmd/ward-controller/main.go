@@ -48,7 +48,8 @@ func newRootCommand() *cobra.Command {
 	logger := func() *slog.Logger {
 		return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
 	}
-	root.AddCommand(newInitCommand(logger), newServeCommand(logger), newVersionCommand())
+	root.AddCommand(newInitCommand(logger), newServeCommand(logger), newMessagesCommand(logger),
+		newVersionCommand())
 	return root
 }
 
