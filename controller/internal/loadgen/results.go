@@ -111,6 +111,10 @@ func (r *Results) WriteTable(w io.Writer) error {
 		verdict(r.Controller.AcksPerSec > 0,
 			ratio(r.Controller.AcksPerSec, r.Bare.AcksPerSec) >= TargetThroughputRatio &&
 				r.Controller.Failed == 0))
+	if r.Controller.Failed+r.Bare.Failed > 0 {
+		fmt.Fprintf(tw, "  heartbeat sessions failed\t%d\t%d\t\t0\t\t\n", r.Controller.Failed,
+			r.Bare.Failed)
+	}
 	row(tw, "ack latency p50 (ms)", ms(r.Controller.Latency.P50), ms(r.Bare.Latency.P50),
 		"%.2f", "", "")
 	row(tw, "ack latency p99 (ms)", ms(r.Controller.Latency.P99), ms(r.Bare.Latency.P99),
@@ -136,7 +140,7 @@ func row(w io.Writer, name string, ctrl, bare float64, format, target, result st
 	}
 	r := "-"
 	if ctrl != 0 && bare != 0 {
-		r = fmt.Sprintf("%.2f", ratio(ctrl, bare))
+		r = fmt.Sprintf("%.3g", ratio(ctrl, bare))
 	}
 	fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t\n", name, cell(ctrl), cell(bare), r, target,
 		result)
