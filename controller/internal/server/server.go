@@ -35,7 +35,6 @@ import (
 	"github.com/wardsec/ward/controller/internal/store"
 	"github.com/wardsec/ward/controller/internal/store/badger"
 	"github.com/wardsec/ward/pkg/logkey"
-	"github.com/wardsec/ward/pkg/pki"
 	"github.com/wardsec/ward/pkg/version"
 	wardv1 "github.com/wardsec/ward/proto/ward/v1"
 )
@@ -96,9 +95,9 @@ func (s *Server) open() error {
 		return fmt.Errorf("server: %w", err)
 	}
 	paths := install.PathsOf(s.cfg.DataDir)
-	cert, err := pki.LoadKeyPair(paths.ControllerCert, paths.ControllerKey)
+	cert, err := loadCertFile(paths.ControllerCert, paths.ControllerKey, s.log)
 	if err != nil {
-		return fmt.Errorf("server: serving certificate: %w", err)
+		return fmt.Errorf("server: %w", err)
 	}
 
 	s.db, err = badger.Open(paths.DB, s.log)
@@ -117,7 +116,7 @@ func (s *Server) open() error {
 // buildServices makes the gRPC server with its services, the presence sweeper and the
 // HTTP server.
 func (s *Server) buildServices(authority *ca.CA, policy *ca.PolicyKey, az *authz.Authorizer,
-	cert tls.Certificate) error {
+	cert *certFile) error {
 	enrollSrv, err := enroll.New(enroll.Config{
 		Store: s.store, CA: authority, RootsDER: authority.RootsDER(),
 		PolicyKeyDER: policy.PublicDER(), TrustDomain: s.inst.TrustDomain,
@@ -159,10 +158,10 @@ func (s *Server) buildServices(authority *ca.CA, policy *ca.PolicyKey, az *authz
 
 // grpcOptions returns the gRPC server's credentials, interceptors and limits.
 func (s *Server) grpcOptions(authority *ca.CA, az *authz.Authorizer,
-	cert tls.Certificate) []grpc.ServerOption {
+	cert *certFile) []grpc.ServerOption {
 	tlsCfg := &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{cert},
+		MinVersion:     tls.VersionTLS13,
+		GetCertificate: cert.get,
 		// Enrollment and health need no client certificate; authz refuses every other
 		// call without one. A certificate that is given must verify against the roots.
 		ClientAuth: tls.VerifyClientCertIfGiven,

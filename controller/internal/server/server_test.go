@@ -525,3 +525,47 @@ func TestGracefulShutdownWithOpenStream(t *testing.T) {
 		t.Fatalf("open stream ended with %v, want Unavailable", err)
 	}
 }
+
+func TestRenewUnderLiveStream(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.CertTTL = 2 * time.Hour })
+	a := e.enroll("clinic-a")
+	s, _ := e.connect(a)
+
+	key, err := pki.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := pki.NewCSR(key, "renew")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := wardv1.NewAgentServiceClient(e.dial(a.cert)).Renew(ctxT(t),
+		&wardv1.RenewRequest{CsrDer: csr})
+	if err != nil {
+		t.Fatalf("Renew: %v", err)
+	}
+	leaf, err := x509.ParseCertificate(resp.GetCertificateChain()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := leaf.URIs[0].String(); !strings.HasSuffix(got, "/tenant/clinic-a/agent/"+a.id) {
+		t.Fatalf("renewed certificate names %s", got)
+	}
+	if life := time.Until(leaf.NotAfter); life < 119*time.Minute || life > 2*time.Hour {
+		t.Fatalf("renewed certificate lives %v, want --cert-ttl 2h", life)
+	}
+
+	// The stream survives, and the new certificate opens a new one.
+	if err := s.Send(heartbeat(1)); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := recvTimeout(s); err != nil || m.GetAck().GetUpToSeq() != 1 {
+		t.Fatalf("ack after renewal = %v, %v", m, err)
+	}
+	renewed := enrolled{id: a.id,
+		cert: &tls.Certificate{Certificate: resp.GetCertificateChain(), PrivateKey: key}}
+	e.connect(renewed)
+	if got := e.getAgent(a.id).GetCertSerial(); got != leaf.SerialNumber.Text(16) {
+		t.Fatalf("stored serial %s, want %s", got, leaf.SerialNumber.Text(16))
+	}
+}
