@@ -51,6 +51,7 @@ func (s *Server) Connect(stream wardv1.AgentService_ConnectServer) error {
 	if !s.sessions.startWorker() {
 		return status.Error(codes.Unavailable, "controller shutting down")
 	}
+	start := time.Now()
 	done := make(chan error, 1)
 	go func() {
 		defer s.sessions.workers.Done()
@@ -58,11 +59,14 @@ func (s *Server) Connect(stream wardv1.AgentService_ConnectServer) error {
 	}()
 
 	select {
-	case err := <-done:
-		return err
+	case err = <-done:
 	case <-sctx.Done():
-		return s.endStatus(sctx, caller)
+		err = s.endStatus(sctx, caller)
 	}
+	s.log.Info("agent disconnected", logkey.Agent, caller.Name, logkey.Tenant, caller.Tenant,
+		logkey.Reason, status.Code(err).String(),
+		logkey.Duration, time.Since(start).Round(time.Millisecond))
+	return err
 }
 
 // endStatus turns the cause of a cancelled session into the stream's status.
