@@ -15,6 +15,7 @@ require (
 	github.com/Ullaakut/nmap/v3 v3.0.6 // indirect
 	github.com/google/gopacket v1.1.19 // indirect
 	github.com/gosnmp/gosnmp v1.47.0 // indirect
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
