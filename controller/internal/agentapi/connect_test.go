@@ -3,6 +3,7 @@ package agentapi
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -337,4 +338,63 @@ func TestHelloTimeout(t *testing.T) {
 	a := e.enrollAgent("a1", "clinic-a")
 	s := a.connect(t)
 	s.wantCode(codes.DeadlineExceeded)
+}
+
+func TestConcurrentStreamsLeaveOne(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	a := e.enrollAgent("a1", "clinic-a")
+
+	const n = 6
+	streams := make([]*stream, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		streams[i] = a.connect(t)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			streams[i].send(&wardv1.ConnectRequest{Body: &wardv1.ConnectRequest_Hello{
+				Hello: &wardv1.Hello{}}})
+		}()
+	}
+	wg.Wait()
+
+	// Every stream but one is replaced, before or after its Welcome.
+	alive := 0
+	for i, s := range streams {
+		s.send(heartbeat(uint64(i + 1)))
+		for {
+			m, err := s.recv()
+			if err != nil {
+				if status.Code(err) != codes.Aborted {
+					t.Fatalf("stream %d ended with %v, want Aborted", i, err)
+				}
+				break
+			}
+			if m.GetAck() != nil {
+				alive++
+				break
+			}
+		}
+	}
+	// A heartbeat on a replaced stream may race its replacement, so count the survivors
+	// by the registry instead: exactly one session, and it is usable.
+	if !e.srv.Connected("a1") {
+		t.Fatal("no stream left for the agent")
+	}
+	if alive < 1 {
+		t.Fatal("no stream acknowledged a heartbeat")
+	}
+	if got := len(e.srv.sessions.snapshot()); got != 1 {
+		t.Fatalf("%d sessions registered, want 1", got)
+	}
+}
+
+func TestCloseAgentWithoutStream(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.enrollAgent("a1", "clinic-a")
+	e.srv.CloseAgent("a1")     // no stream: nothing to do
+	e.srv.CloseAgent("nobody") // unknown: nothing to do
+	if e.srv.Connected("a1") {
+		t.Fatal("Connected without a stream")
+	}
 }
