@@ -1,0 +1,220 @@
+package remediation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/wardsec/ward/controller/internal/store"
+	"github.com/wardsec/ward/pkg/logkey"
+)
+
+// decide applies the policy to a newly opened incident whose check has failed failures
+// times within the flap window.
+func (e *Engine) decide(ctx context.Context, inc store.Incident, failures int) error {
+	if failures > e.cfg.FlapLimit {
+		return e.escalate(ctx, inc.ID, ControllerActor,
+			fmt.Sprintf("flapping: failed %d times within %s", failures, e.cfg.FlapWindow))
+	}
+
+	rb, ok, err := e.cfg.Catalog.RunbookFor(ctx, inc.Tenant, inc.Check)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return e.escalate(ctx, inc.ID, ControllerActor, "no runbook remediates this check")
+	}
+	agent, err := e.st.GetAgent(ctx, inc.Agent)
+	if err != nil {
+		return err
+	}
+
+	if why := approvalNeeded(agent, rb); why != "" {
+		return e.awaitApproval(ctx, inc.ID, rb.ID, why)
+	}
+	_, err = e.st.UpdateIncident(ctx, inc.ID, func(i *store.Incident) error {
+		i.Runbook = rb.ID
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return e.tryRemediate(ctx, inc.ID, rb, ControllerActor, "auto_remediated")
+}
+
+// approvalNeeded says why an incident on agent must wait for an operator before rb runs,
+// "" when it need not.
+func approvalNeeded(agent store.Agent, rb Runbook) string {
+	switch {
+	case agent.Tier >= 3:
+		return fmt.Sprintf("tier %d agent: approval required", agent.Tier)
+	case rb.RequiresApproval:
+		return "runbook " + rb.ID + " requires approval"
+	}
+	return ""
+}
+
+// awaitApproval moves an open incident to awaiting_approval.
+func (e *Engine) awaitApproval(ctx context.Context, id, runbookID, why string) error {
+	now := e.clock()
+	inc, err := e.st.UpdateIncident(ctx, id, func(i *store.Incident) error {
+		i.State, i.Runbook, i.Reason, i.UpdatedAt =
+			store.IncidentAwaitingApproval, runbookID, why, now
+		i.History = append(i.History, store.IncidentEvent{At: now,
+			State: store.IncidentAwaitingApproval, Actor: ControllerActor,
+			Action: "awaiting_approval", Detail: why})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	e.log.Info("incident awaits approval", incidentKey, id, logkey.Agent, inc.Agent,
+		logkey.Runbook, runbookID, logkey.Reason, why)
+	e.record(ctx, decisionOf(inc, "awaiting_approval", ControllerActor, why))
+	return nil
+}
+
+// errNoSlot means the tenant has MaxConcurrent incidents remediating already.
+var errNoSlot = errors.New("no free remediation slot")
+
+// tryRemediate issues rb for the incident if the tenant has a free remediation slot and
+// moves it to remediating; otherwise the incident stays as it is, with the reason noted,
+// until fillSlots picks it up. action is the decision recorded ("auto_remediated" or
+// "approved").
+func (e *Engine) tryRemediate(ctx context.Context, id string, rb Runbook, actor,
+	action string) error {
+	inc, err := e.st.GetIncident(ctx, id)
+	if err != nil {
+		return err
+	}
+	lock := e.tenantLock(inc.Tenant)
+	lock.Lock()
+	defer lock.Unlock()
+
+	n, err := e.st.CountIncidents(ctx, inc.Tenant, store.IncidentRemediating)
+	if err != nil {
+		return err
+	}
+	if n >= e.cfg.MaxConcurrent {
+		_, err := e.st.UpdateIncident(ctx, id, func(i *store.Incident) error {
+			i.Reason = fmt.Sprintf("waiting for a remediation slot (%d of %d in use)",
+				n, e.cfg.MaxConcurrent)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		e.log.Info("remediation deferred", incidentKey, id, logkey.Tenant, inc.Tenant,
+			logkey.Count, n)
+		return nil
+	}
+
+	cmd, err := e.issue(ctx, issueParams{inc: inc, rb: rb, actor: actor})
+	if err != nil {
+		return err
+	}
+	now := e.clock()
+	inc, err = e.st.UpdateIncident(ctx, id, func(i *store.Incident) error {
+		if i.State == store.IncidentResolved {
+			return ErrState
+		}
+		i.State, i.Runbook, i.UpdatedAt = store.IncidentRemediating, rb.ID, now
+		i.Reason = ""
+		i.Attempts++
+		i.Commands = append(i.Commands, cmd.ID)
+		if action == "approved" {
+			i.ApprovedBy = actor
+		}
+		i.History = append(i.History, store.IncidentEvent{At: now,
+			State: store.IncidentRemediating, Actor: actor, Action: action,
+			Command: cmd.ID, Detail: "runbook " + rb.ID})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	e.log.Info("incident remediating", incidentKey, id, logkey.Agent, inc.Agent,
+		logkey.Runbook, rb.ID, logkey.Command, cmd.ID, "actor", actor)
+	e.record(ctx, decisionOf(inc, action, actor, "runbook "+rb.ID))
+	e.send(ctx, cmd)
+	return nil
+}
+
+// fillSlots gives free remediation slots of tenant to open incidents that wait for one,
+// oldest first. Failures are logged.
+func (e *Engine) fillSlots(ctx context.Context, tenant string) {
+	waiting, err := e.st.ListIncidents(ctx, tenant,
+		store.IncidentFilter{State: store.IncidentOpen})
+	if err != nil {
+		e.log.Warn("list open incidents", logkey.Tenant, tenant, logkey.Error, err)
+		return
+	}
+	for _, inc := range waiting {
+		if inc.Runbook == "" {
+			continue // not decided yet, or no runbook
+		}
+		rb, ok := e.cfg.Catalog.Runbook(inc.Runbook)
+		if !ok {
+			continue
+		}
+		n, err := e.st.CountIncidents(ctx, tenant, store.IncidentRemediating)
+		if err != nil || n >= e.cfg.MaxConcurrent {
+			return
+		}
+		actor, action := ControllerActor, "auto_remediated"
+		if inc.ApprovedBy != "" {
+			actor, action = inc.ApprovedBy, "approved"
+		}
+		if err := e.tryRemediate(ctx, inc.ID, rb, actor, action); err != nil {
+			e.log.Warn("remediate waiting incident", incidentKey, inc.ID, logkey.Error, err)
+		}
+	}
+}
+
+// escalate moves an unresolved incident to escalated and hands it to the Escalator.
+func (e *Engine) escalate(ctx context.Context, id, actor, reason string) error {
+	now := e.clock()
+	was := store.IncidentState("")
+	inc, err := e.st.UpdateIncident(ctx, id, func(i *store.Incident) error {
+		was = i.State
+		if i.State == store.IncidentResolved {
+			return ErrState
+		}
+		i.State, i.Reason, i.UpdatedAt = store.IncidentEscalated, reason, now
+		i.History = append(i.History, store.IncidentEvent{At: now,
+			State: store.IncidentEscalated, Actor: actor, Action: "escalated",
+			Detail: reason})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	e.log.Warn("incident escalated", incidentKey, id, logkey.Agent, inc.Agent,
+		logkey.Check, inc.Check, logkey.Reason, reason)
+	e.record(ctx, decisionOf(inc, "escalated", actor, reason))
+	if e.cfg.Escalator != nil {
+		e.cfg.Escalator.Escalate(ctx, e.escalation(ctx, inc, reason))
+	}
+	if was == store.IncidentRemediating {
+		e.fillSlots(ctx, inc.Tenant)
+	}
+	return nil
+}
+
+// escalation gathers what the receiver of an escalation needs. Missing pieces (a store
+// error) are left out rather than holding the escalation back.
+func (e *Engine) escalation(ctx context.Context, inc store.Incident,
+	reason string) Escalation {
+	esc := Escalation{Incident: inc, Reason: reason}
+	if a, err := e.st.GetAgent(ctx, inc.Agent); err == nil {
+		esc.Agent = a
+	} else {
+		esc.Agent = store.Agent{ID: inc.Agent, Tenant: inc.Tenant}
+	}
+	for _, id := range inc.Commands {
+		if c, err := e.st.GetCommand(ctx, id); err == nil {
+			esc.Tried = append(esc.Tried, c)
+		}
+	}
+	return esc
+}
