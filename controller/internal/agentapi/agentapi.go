@@ -41,8 +41,8 @@ const (
 	DefaultRevocationScan    = 2 * time.Second
 )
 
-// CommandOwners tells which agent a command was addressed to. The command store
-// implements it; ErrUnknownCommand (wrapped) means no such command.
+// CommandOwners tells which agent a command was addressed to; ErrUnknownCommand (wrapped)
+// means no such command.
 type CommandOwners interface {
 	CommandAgent(ctx context.Context, commandID string) (agentID string, err error)
 }
@@ -78,6 +78,8 @@ type Config struct {
 	// Commands, when set, lets Connect refuse results for commands of other agents. Nil:
 	// command ids are not checked.
 	Commands CommandOwners
+	// Observer, when set, is told of new sessions and committed messages.
+	Observer Observer
 
 	Metrics *metrics.Metrics // nil: no metrics
 	Log     *slog.Logger     // required

@@ -46,6 +46,7 @@ func (s *Server) Connect(stream wardv1.AgentService_ConnectServer) error {
 		tenant:  caller.Tenant,
 		cancel:  cancel,
 		limiter: s.sessions.limiter(caller.Name, s.cfg.MessageRate, s.cfg.MessageBurst),
+		stream:  stream,
 	}
 
 	if !s.sessions.startWorker() {
@@ -106,15 +107,22 @@ func (s *Server) serve(ctx context.Context, stream wardv1.AgentService_ConnectSe
 
 	s.sessions.add(sess)
 	defer s.sessions.remove(sess)
+	defer sess.end()
 	if ctx.Err() != nil {
 		return ctx.Err() // shutting down
 	}
 	s.cfg.Metrics.AgentConnected(caller.Tenant)
 	defer s.cfg.Metrics.AgentDisconnected(caller.Tenant)
 
-	acked, err := s.welcome(ctx, stream, caller, host)
+	acked, err := s.welcome(ctx, sess, caller, host)
 	if err != nil {
 		return err
+	}
+	sess.markReady(s.sessions)
+	if s.cfg.Observer != nil {
+		octx, cancel := s.observerContext(ctx)
+		s.cfg.Observer.Connected(octx, caller.Tenant, caller.Name)
+		cancel()
 	}
 
 	for {
@@ -126,17 +134,31 @@ func (s *Server) serve(ctx context.Context, stream wardv1.AgentService_ConnectSe
 			return err
 		}
 
-		acked, err = s.handle(ctx, caller, sess, m, acked)
+		var dup bool
+		acked, dup, err = s.handle(ctx, caller, sess, m, acked)
 		if ctx.Err() != nil {
 			return ctx.Err() // the handler has already answered
 		}
 		if err != nil {
 			return s.refuse(caller, err)
 		}
-		if err := stream.Send(ackResponse(acked)); err != nil {
+		if err := sess.send(ackResponse(acked)); err != nil {
 			return err
 		}
+		if !dup && s.cfg.Observer != nil {
+			octx, cancel := s.observerContext(ctx)
+			s.cfg.Observer.Committed(octx, caller.Tenant, caller.Name, m)
+			cancel()
+		}
 	}
+}
+
+// observerTimeout bounds each Observer call. Its context is not cancelled when the stream
+// ends: what was committed is processed even if the agent has gone.
+const observerTimeout = 30 * time.Second
+
+func (s *Server) observerContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), observerTimeout)
 }
 
 // recvHello waits up to HelloTimeout for the first message and checks that it is a Hello
@@ -163,8 +185,8 @@ func (s *Server) recvHello(stream wardv1.AgentService_ConnectServer, sess *sessi
 
 // welcome records the new connection (host facts, last seen, online) and sends the
 // Welcome. It returns the agent's acknowledged sequence number.
-func (s *Server) welcome(ctx context.Context, stream wardv1.AgentService_ConnectServer,
-	caller identity.ID, host *store.HostFacts) (uint64, error) {
+func (s *Server) welcome(ctx context.Context, sess *session, caller identity.ID,
+	host *store.HostFacts) (uint64, error) {
 	now := s.clock()
 	wasOnline := false
 	a, err := s.cfg.Store.UpdateAgent(ctx, caller.Name, func(a *store.Agent) error {
@@ -190,7 +212,7 @@ func (s *Server) welcome(ctx context.Context, stream wardv1.AgentService_Connect
 	s.log.Info("agent connected", logkey.Agent, caller.Name, logkey.Tenant, caller.Tenant,
 		logkey.Seq, a.AckedSeq, "was_online", wasOnline)
 
-	err = stream.Send(&wardv1.ConnectResponse{Body: &wardv1.ConnectResponse_Welcome{
+	err = sess.send(&wardv1.ConnectResponse{Body: &wardv1.ConnectResponse_Welcome{
 		Welcome: &wardv1.Welcome{
 			AgentId:           caller.Name,
 			HeartbeatInterval: durationpb.New(s.cfg.HeartbeatInterval),
@@ -206,22 +228,23 @@ func (s *Server) welcome(ctx context.Context, stream wardv1.AgentService_Connect
 }
 
 // handle validates, rate-limits and commits one sequenced message and returns the new
-// acknowledged sequence number. Duplicates change nothing and are acknowledged again.
+// acknowledged sequence number and whether m was a duplicate. Duplicates change nothing
+// and are acknowledged again.
 func (s *Server) handle(ctx context.Context, caller identity.ID, sess *session,
-	m *wardv1.ConnectRequest, acked uint64) (uint64, error) {
+	m *wardv1.ConnectRequest, acked uint64) (uint64, bool, error) {
 	if err := validate(m); err != nil {
-		return acked, err
+		return acked, false, err
 	}
 	if !sess.limiter.Allow() {
-		return acked, errRate
+		return acked, false, errRate
 	}
 	if err := s.checkOwnership(ctx, caller, m); err != nil {
-		return acked, err
+		return acked, false, err
 	}
 
 	body, err := proto.Marshal(m)
 	if err != nil {
-		return acked, fmt.Errorf("marshal message: %w", err)
+		return acked, false, fmt.Errorf("marshal message: %w", err)
 	}
 	typ := messageType(m)
 	dup, err := s.cfg.Store.CommitMessage(ctx, store.Message{
@@ -234,7 +257,7 @@ func (s *Server) handle(ctx context.Context, caller identity.ID, sess *session,
 		Body:       body,
 	})
 	if err != nil {
-		return acked, &storeError{err: err}
+		return acked, false, &storeError{err: err}
 	}
 
 	s.cfg.Metrics.Message(typ)
@@ -243,11 +266,12 @@ func (s *Server) handle(ctx context.Context, caller identity.ID, sess *session,
 	if !dup && m.GetSeq() > acked {
 		acked = m.GetSeq()
 	}
-	return acked, nil
+	return acked, dup, nil
 }
 
 // checkOwnership refuses a message whose body names another tenant, or reports on a
-// command addressed to another agent.
+// command addressed to another agent. A command id the store does not know is let through
+// with a warning: refusing it would make the agent resend it forever.
 func (s *Server) checkOwnership(ctx context.Context, caller identity.ID,
 	m *wardv1.ConnectRequest) error {
 	var commandID string
@@ -268,7 +292,9 @@ func (s *Server) checkOwnership(ctx context.Context, caller identity.ID,
 
 	owner, err := s.cfg.Commands.CommandAgent(ctx, commandID)
 	if errors.Is(err, ErrUnknownCommand) {
-		return fmt.Errorf("%w: unknown command %q", errPermission, commandID)
+		s.log.Warn("message names an unknown command", logkey.Agent, caller.Name,
+			logkey.Command, commandID, logkey.Seq, m.GetSeq())
+		return nil
 	}
 	if err != nil {
 		return &storeError{err: fmt.Errorf("look up command: %w", err)}

@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"golang.org/x/time/rate"
+
+	wardv1 "github.com/wardsec/ward/proto/ward/v1"
 )
 
 // Reasons a session is ended from outside its stream; they become the stream's status.
@@ -21,6 +23,15 @@ type session struct {
 	tenant  string
 	cancel  context.CancelCauseFunc // ends the stream with its cause
 	limiter *rate.Limiter           // the agent's message rate, shared with its other sessions
+	stream  wardv1.AgentService_ConnectServer
+
+	sendMu sync.Mutex // serialises stream.Send between the stream's worker and its writer
+
+	pushMu  sync.Mutex // guards the fields below
+	pushes  []*wardv1.ConnectResponse
+	ready   bool // the Welcome is sent; pushes may be written
+	writing bool // a writer goroutine is running
+	ended   bool // the stream is over; pushes are refused
 }
 
 // registry holds the open session of each agent: at most one per agent id, and counts
@@ -142,6 +153,13 @@ func (r *registry) has(agentID string) bool {
 
 	_, ok := r.sessions[agentID]
 	return ok
+}
+
+// get returns the agent's session, or nil.
+func (r *registry) get(agentID string) *session {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sessions[agentID]
 }
 
 // snapshot returns the open sessions' agent ids and tenants.
