@@ -130,8 +130,8 @@ func (s *Server) buildServices(authority *ca.CA, policy *ca.PolicyKey, az *authz
 		TrustDomain: s.inst.TrustDomain, HeartbeatInterval: s.cfg.HeartbeatInterval,
 		CertTTL: s.cfg.CertTTL, MaxMessageBytes: s.cfg.MaxRecvMsgBytes,
 		MessageRate: s.cfg.MessageRate, MessageBurst: s.cfg.MessageBurst,
-		RevocationScan: s.cfg.RevocationScan, Metrics: s.metrics, Log: s.log,
-		Clock: s.cfg.Clock,
+		RevocationScan: s.cfg.RevocationScan, Commands: commandOwners{st: s.db},
+		Metrics: s.metrics, Log: s.log, Clock: s.cfg.Clock,
 	})
 	if err != nil {
 		return fmt.Errorf("server: %w", err)

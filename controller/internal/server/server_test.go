@@ -24,6 +24,7 @@ import (
 
 	"github.com/wardsec/ward/controller/internal/ca"
 	"github.com/wardsec/ward/controller/internal/install"
+	"github.com/wardsec/ward/controller/internal/store"
 	"github.com/wardsec/ward/pkg/pki"
 	wardv1 "github.com/wardsec/ward/proto/ward/v1"
 )
@@ -567,5 +568,39 @@ func TestRenewUnderLiveStream(t *testing.T) {
 	e.connect(renewed)
 	if got := e.getAgent(a.id).GetCertSerial(); got != leaf.SerialNumber.Text(16) {
 		t.Fatalf("stored serial %s, want %s", got, leaf.SerialNumber.Text(16))
+	}
+}
+
+func TestCommandResultOfAnotherAgentRefused(t *testing.T) {
+	e := newEnv(t, nil)
+	owner := e.enroll("clinic-a")
+	other := e.enroll("clinic-a")
+	err := e.srv.db.CreateCommand(ctxT(t), store.Command{ID: "cmd-1", Tenant: "clinic-a",
+		Agent: owner.id, IssuedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour),
+		Status: store.CommandSent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	result := &wardv1.ConnectRequest{Seq: 1, Body: &wardv1.ConnectRequest_CommandResult{
+		CommandResult: &wardv1.CommandResult{CommandId: "cmd-1",
+			Status: wardv1.CommandStatus_COMMAND_STATUS_SUCCEEDED}}}
+
+	s, _ := e.connect(other)
+	if err := s.Send(result); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := recvTimeout(s); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("another agent's result = %v, want PermissionDenied", err)
+	}
+	if got := e.getAgent(other.id).GetAckedSeq(); got != 0 {
+		t.Fatalf("refused result was stored: acked seq %d", got)
+	}
+
+	s, _ = e.connect(owner)
+	if err := s.Send(result); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := recvTimeout(s); err != nil || m.GetAck().GetUpToSeq() != 1 {
+		t.Fatalf("owner's result: %v, %v; want an ack", m, err)
 	}
 }
