@@ -1,0 +1,537 @@
+package evidence
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// VerifyOptions say what to trust. Exactly one of Roots and KeyFingerprint is required.
+type VerifyOptions struct {
+	// Roots anchor the evidence key: evidence-chain.pem must chain to one of them, and its
+	// first certificate must hold the key in evidence-pub.pem. Witness certificates must
+	// chain to them too.
+	Roots *x509.CertPool
+	// KeyFingerprint is the SHA-256 of the evidence public key's DER SubjectPublicKeyInfo,
+	// in hex (colons and a "SHA256:" prefix allowed). Witness certificates are then checked
+	// for their signatures only, not anchored.
+	KeyFingerprint string
+}
+
+// Report is what a successful verification checked.
+type Report struct {
+	Tenant         string
+	FirstSeq       uint64 // 0 when the bundle has no records
+	LastSeq        uint64
+	Records        int
+	FirstTime      time.Time
+	LastTime       time.Time
+	Checkpoints    int
+	LastCheckpoint uint64 // size of the largest checkpoint
+	// Unsigned counts records past the last checkpoint: they chain to it but no signature
+	// covers them yet.
+	Unsigned        int
+	Witnesses       map[string]int // witness agent id -> checkpoints it countersigned
+	KeyFingerprint  string         // SHA-256 of the evidence key's SubjectPublicKeyInfo
+	WitnessAnchored bool           // witness certificates were checked against Roots
+}
+
+// Failure is a verification failure, naming what failed first.
+type Failure struct {
+	What   string // "record 12", "checkpoint 100", "witness w1 on checkpoint 100", ...
+	Reason string
+}
+
+func (f *Failure) Error() string { return f.What + ": " + f.Reason }
+
+func fail(what, format string, args ...any) error {
+	return &Failure{What: what, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Fingerprint returns the hex SHA-256 of pub's DER SubjectPublicKeyInfo.
+func Fingerprint(pub crypto.PublicKey) (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return "", fmt.Errorf("evidence: fingerprint: %w", err)
+	}
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// Verify checks the bundle in this order, and returns a *Failure naming the first problem:
+// the records and their hash chain, the checkpoints' signatures and heads, the evidence
+// key against the trust anchor, the witness signatures, and the manifest with its
+// signature.
+func (b *Bundle) Verify(opts VerifyOptions) (Report, error) {
+	var rep Report
+	if opts.Roots == nil && opts.KeyFingerprint == "" {
+		return rep, errors.New("evidence: verify: no trust anchor (a CA or a key fingerprint)")
+	}
+	manifestBytes, ok := b.Files[FileManifest]
+	if !ok {
+		return rep, fail(FileManifest, "missing")
+	}
+	var m Manifest
+	if err := json.Unmarshal(manifestBytes, &m); err != nil {
+		return rep, fail(FileManifest, "unreadable: %v", err)
+	}
+	if m.Format != BundleFormat {
+		return rep, fail(FileManifest, "format %q, want %q", m.Format, BundleFormat)
+	}
+	rep.Tenant = m.Tenant
+	rep.Witnesses = map[string]int{}
+
+	pub, err := b.publicKey()
+	if err != nil {
+		return rep, err
+	}
+	if rep.KeyFingerprint, err = Fingerprint(pub); err != nil {
+		return rep, fail(FilePublicKey, "%v", err)
+	}
+
+	chain, err := b.verifyRecords(m, &rep)
+	if err != nil {
+		return rep, err
+	}
+	if err := b.verifyCheckpoints(m, pub, chain, &rep); err != nil {
+		return rep, err
+	}
+	if err := b.verifyAnchor(m, pub, rep.KeyFingerprint, opts); err != nil {
+		return rep, err
+	}
+	if err := b.verifyWitnesses(m, opts, &rep); err != nil {
+		return rep, err
+	}
+	if err := b.verifyManifest(m, manifestBytes, pub); err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
+
+func (b *Bundle) publicKey() (crypto.PublicKey, error) {
+	blk, _ := pem.Decode(b.Files[FilePublicKey])
+	if blk == nil || blk.Type != "PUBLIC KEY" {
+		return nil, fail(FilePublicKey, "missing or not a PEM public key")
+	}
+	pub, err := x509.ParsePKIXPublicKey(blk.Bytes)
+	if err != nil {
+		return nil, fail(FilePublicKey, "%v", err)
+	}
+	return pub, nil
+}
+
+// chainHashes maps the sequence numbers around the bundle's records to chain hashes:
+// base is the hash before the first record (its prev), hashes[i] that of FirstSeq+i.
+type chainHashes struct {
+	first  uint64
+	base   Hash
+	hashes []Hash
+}
+
+// at returns the chain hash after record seq, for seq in [first-1, first+len-1].
+func (c chainHashes) at(seq uint64) (Hash, bool) {
+	switch {
+	case seq+1 == c.first:
+		return c.base, true
+	case seq >= c.first && seq-c.first < uint64(len(c.hashes)):
+		return c.hashes[seq-c.first], true
+	}
+	return Hash{}, false
+}
+
+// parsedLine is one record line after the parallel step.
+type parsedLine struct {
+	rec     Record
+	time    string
+	leaf    Hash
+	claimed Hash
+	err     error
+}
+
+func (b *Bundle) verifyRecords(m Manifest, rep *Report) (chainHashes, error) {
+	data, ok := b.Files[FileRecords]
+	if !ok {
+		return chainHashes{}, fail(FileRecords, "missing")
+	}
+	lines := splitLines(data)
+	parsed := parseLines(lines)
+
+	ch := chainHashes{first: m.FirstSeq, hashes: make([]Hash, 0, len(parsed))}
+	if len(parsed) == 0 {
+		if m.FirstSeq != 0 || m.LastSeq != 0 {
+			return ch, fail(FileRecords, "no records, manifest says %d to %d", m.FirstSeq, m.LastSeq)
+		}
+		return ch, nil
+	}
+	var running Hash
+	for i, p := range parsed {
+		want := m.FirstSeq + uint64(i)
+		what := fmt.Sprintf("record %d", want)
+		if p.err != nil {
+			return ch, fail(fmt.Sprintf("record at line %d", i+1), "%v", p.err)
+		}
+		r := p.rec
+		if r.Seq != want {
+			return ch, fail(what, "line %d holds seq %d (records removed, inserted or "+
+				"reordered)", i+1, r.Seq)
+		}
+		if r.Tenant != m.Tenant {
+			return ch, fail(what, "tenant %q, bundle is for %q", r.Tenant, m.Tenant)
+		}
+		if i == 0 {
+			running = r.Prev
+			ch.base = r.Prev
+		}
+		if r.Prev != running {
+			return ch, fail(what, "prev does not match the hash of record %d (a record "+
+				"before it was changed, removed or inserted)", want-1)
+		}
+		running = ChainHash(running, p.leaf)
+		if running != p.claimed {
+			return ch, fail(what, "hash does not match its contents (record changed)")
+		}
+		ch.hashes = append(ch.hashes, running)
+		if i == 0 || i == len(parsed)-1 {
+			t, err := time.Parse(time.RFC3339Nano, p.time)
+			if err != nil {
+				return ch, fail(what, "time: %v", err)
+			}
+			rep.LastTime = t
+			if i == 0 {
+				rep.FirstTime = t
+			}
+		}
+	}
+	rep.FirstSeq = m.FirstSeq
+	rep.LastSeq = m.FirstSeq + uint64(len(parsed)) - 1
+	rep.Records = len(parsed)
+	if rep.LastSeq != m.LastSeq {
+		return ch, fail(FileRecords, "records end at %d, manifest says %d", rep.LastSeq, m.LastSeq)
+	}
+	return ch, nil
+}
+
+// splitLines splits newline-terminated lines; a last line without newline counts too.
+func splitLines(data []byte) [][]byte {
+	var lines [][]byte
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			lines = append(lines, data)
+			break
+		}
+		lines = append(lines, data[:i])
+		data = data[i+1:]
+	}
+	return lines
+}
+
+// parseLines splits, hashes and decodes lines on every CPU.
+func parseLines(lines [][]byte) []parsedLine {
+	out := make([]parsedLine, len(lines))
+	workers := runtime.GOMAXPROCS(0)
+	chunk := (len(lines) + workers - 1) / workers
+	if chunk < 1024 {
+		chunk = 1024
+	}
+	var wg sync.WaitGroup
+	for start := 0; start < len(lines); start += chunk {
+		end := min(start+chunk, len(lines))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var buf []byte
+			for i := start; i < end; i++ {
+				out[i], buf = parseLine(lines[i], buf)
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// parseLine splits, hashes and scans one line, using buf for the body; the result does
+// not keep the record's data.
+func parseLine(line, buf []byte) (parsedLine, []byte) {
+	n := len(line)
+	if n < hashSuffixLen+2 {
+		return parsedLine{err: errors.New(`line does not end with a "hash" member`)}, buf
+	}
+	buf = append(append(buf[:0], line[:n-hashSuffixLen]...), '}')
+	_, claimed, err := SplitLine(line)
+	if err != nil {
+		return parsedLine{err: err}, buf
+	}
+	rec, ts, err := scanBody(buf)
+	if err != nil {
+		return parsedLine{err: err}, buf
+	}
+	rec.Data = nil
+	return parsedLine{rec: rec, time: ts, leaf: LeafHash(buf), claimed: claimed}, buf
+}
+
+// ParseCheckpointLine decodes a line of checkpoints.jsonl.
+func ParseCheckpointLine(line []byte) (SignedCheckpoint, error) {
+	var j checkpointJSON
+	if err := json.Unmarshal(line, &j); err != nil {
+		return SignedCheckpoint{}, err
+	}
+	head, err := ParseHash(j.Head)
+	if err != nil {
+		return SignedCheckpoint{}, err
+	}
+	t, err := time.Parse(time.RFC3339Nano, j.Time)
+	if err != nil {
+		return SignedCheckpoint{}, err
+	}
+	sig, err := base64.StdEncoding.DecodeString(j.Signature)
+	if err != nil {
+		return SignedCheckpoint{}, fmt.Errorf("signature: %w", err)
+	}
+	return SignedCheckpoint{Checkpoint: Checkpoint{Tenant: j.Tenant, Size: j.Size,
+		Head: head, Time: t}, Signature: sig}, nil
+}
+
+func (b *Bundle) verifyCheckpoints(m Manifest, pub crypto.PublicKey, ch chainHashes,
+	rep *Report) error {
+	data, ok := b.Files[FileCheckpoints]
+	if !ok {
+		return fail(FileCheckpoints, "missing")
+	}
+	var last uint64
+	for i, line := range splitLines(data) {
+		cp, err := ParseCheckpointLine(line)
+		if err != nil {
+			return fail(fmt.Sprintf("checkpoint at line %d", i+1), "unreadable: %v", err)
+		}
+		what := fmt.Sprintf("checkpoint %d", cp.Size)
+		if cp.Tenant != m.Tenant {
+			return fail(what, "tenant %q, bundle is for %q", cp.Tenant, m.Tenant)
+		}
+		if len(cp.Signature) == 0 {
+			return fail(what, "missing signature")
+		}
+		if err := VerifySignature(pub, cp.Text(), cp.Signature); err != nil {
+			return fail(what, "signature does not verify with the evidence key (forged)")
+		}
+		if i > 0 && cp.Size <= last {
+			return fail(what, "checkpoints out of order")
+		}
+		h, ok := ch.at(cp.Size)
+		if !ok {
+			return fail(what, "outside the records of the bundle (%d to %d): records "+
+				"missing", m.FirstSeq, m.LastSeq)
+		}
+		if h != cp.Head {
+			return fail(what, "head does not match the chain hash of record %d", cp.Size)
+		}
+		last = cp.Size
+		rep.Checkpoints++
+	}
+	if rep.Records > 0 && rep.Checkpoints == 0 {
+		return fail(FileCheckpoints, "no signed checkpoint covers the records")
+	}
+	rep.LastCheckpoint = last
+	if rep.Records > 0 && last < rep.LastSeq {
+		rep.Unsigned = int(rep.LastSeq - last)
+	}
+	return nil
+}
+
+// ParseWitnessLine decodes a line of witnesses.jsonl.
+func ParseWitnessLine(line []byte) (Witness, error) {
+	var j witnessJSON
+	if err := json.Unmarshal(line, &j); err != nil {
+		return Witness{}, err
+	}
+	head, err := ParseHash(j.Head)
+	if err != nil {
+		return Witness{}, err
+	}
+	t, err := time.Parse(time.RFC3339Nano, j.Time)
+	if err != nil {
+		return Witness{}, err
+	}
+	sig, err := base64.StdEncoding.DecodeString(j.Signature)
+	if err != nil {
+		return Witness{}, fmt.Errorf("signature: %w", err)
+	}
+	w := Witness{Tenant: j.Tenant, Size: j.Size, Head: head, WitnessID: j.Witness, Time: t,
+		Signature: sig}
+	for _, c := range j.Chain {
+		der, err := base64.StdEncoding.DecodeString(c)
+		if err != nil {
+			return Witness{}, fmt.Errorf("chain: %w", err)
+		}
+		w.CertDER = append(w.CertDER, der)
+	}
+	return w, nil
+}
+
+func (b *Bundle) verifyWitnesses(m Manifest, opts VerifyOptions, rep *Report) error {
+	cps := map[uint64]SignedCheckpoint{}
+	for _, line := range splitLines(b.Files[FileCheckpoints]) {
+		cp, _ := ParseCheckpointLine(line) // verified above
+		cps[cp.Size] = cp
+	}
+	data, ok := b.Files[FileWitnesses]
+	if !ok {
+		return fail(FileWitnesses, "missing")
+	}
+	rep.WitnessAnchored = opts.Roots != nil
+	for i, line := range splitLines(data) {
+		w, err := ParseWitnessLine(line)
+		if err != nil {
+			return fail(fmt.Sprintf("witness at line %d", i+1), "unreadable: %v", err)
+		}
+		what := fmt.Sprintf("witness %s on checkpoint %d", w.WitnessID, w.Size)
+		cp, ok := cps[w.Size]
+		if !ok || cp.Head != w.Head || w.Tenant != m.Tenant {
+			return fail(what, "no such checkpoint in the bundle")
+		}
+		if err := VerifyWitness(w, cp.Checkpoint, opts.Roots); err != nil {
+			return fail(what, "%v", err)
+		}
+		rep.Witnesses[w.WitnessID]++
+	}
+	return nil
+}
+
+// VerifyWitness checks w's signature over cp's text with the key of w's leaf certificate,
+// that the certificate names agent w.WitnessID of cp's tenant, and, when roots is not nil,
+// that the certificate chains to roots at w.Time.
+func VerifyWitness(w Witness, cp Checkpoint, roots *x509.CertPool) error {
+	if len(w.Signature) == 0 {
+		return errors.New("missing signature")
+	}
+	if len(w.CertDER) == 0 {
+		return errors.New("no certificate")
+	}
+	certs := make([]*x509.Certificate, len(w.CertDER))
+	for i, der := range w.CertDER {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return fmt.Errorf("certificate: %w", err)
+		}
+		certs[i] = c
+	}
+	leaf := certs[0]
+	wantID := "/tenant/" + cp.Tenant + "/agent/" + w.WitnessID
+	named := false
+	for _, u := range leaf.URIs {
+		if u.Scheme == "spiffe" && u.Path == wantID {
+			named = true
+		}
+	}
+	if !named {
+		return fmt.Errorf("certificate does not name agent %s of tenant %s", w.WitnessID,
+			cp.Tenant)
+	}
+	if err := VerifySignature(leaf.PublicKey, cp.Text(), w.Signature); err != nil {
+		return errors.New("signature does not verify with the witness key (forged)")
+	}
+	if roots == nil {
+		return nil
+	}
+	inter := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	_, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter,
+		CurrentTime: w.Time, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	if err != nil {
+		return fmt.Errorf("certificate does not chain to the trust anchor: %v", err)
+	}
+	return nil
+}
+
+func (b *Bundle) verifyAnchor(m Manifest, pub crypto.PublicKey, fp string,
+	opts VerifyOptions) error {
+	if opts.KeyFingerprint != "" {
+		want := strings.ToLower(strings.ReplaceAll(
+			strings.TrimPrefix(strings.TrimPrefix(opts.KeyFingerprint, "SHA256:"), "sha256:"),
+			":", ""))
+		if want != fp {
+			return fail(FilePublicKey, "fingerprint %s is not the trusted %s", fp, want)
+		}
+	}
+	if opts.Roots == nil {
+		return nil
+	}
+	var certs []*x509.Certificate
+	rest := b.Files[FileChain]
+	for {
+		var blk *pem.Block
+		blk, rest = pem.Decode(rest)
+		if blk == nil {
+			break
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return fail(FileChain, "%v", err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return fail(FileChain, "no certificate")
+	}
+	leafFP, err := Fingerprint(certs[0].PublicKey)
+	if err != nil || leafFP != fp {
+		return fail(FileChain, "first certificate is not for the key in %s", FilePublicKey)
+	}
+	inter := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	_, err = certs[0].Verify(x509.VerifyOptions{Roots: opts.Roots, Intermediates: inter,
+		CurrentTime: m.Created, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	if err != nil {
+		return fail(FilePublicKey, "key does not chain to the trust anchor: %v", err)
+	}
+	return nil
+}
+
+func (b *Bundle) verifyManifest(m Manifest, manifestBytes []byte, pub crypto.PublicKey) error {
+	sig, ok := b.Files[FileManifestSig]
+	if !ok || len(sig) == 0 {
+		return fail(FileManifestSig, "missing signature")
+	}
+	if err := VerifySignature(pub, manifestBytes, sig); err != nil {
+		return fail(FileManifestSig, "does not verify manifest.json with the evidence key")
+	}
+	listed := map[string]bool{FileManifest: true, FileManifestSig: true}
+	for _, f := range m.Files {
+		listed[f.Name] = true
+		data, ok := b.Files[f.Name]
+		if !ok {
+			return fail(FileManifest, "lists %s, which is missing", f.Name)
+		}
+		sum := sha256.Sum256(data)
+		if int64(len(data)) != f.Size || hex.EncodeToString(sum[:]) != f.SHA256 {
+			return fail(FileManifest, "%s does not match its size and SHA-256", f.Name)
+		}
+	}
+	var extra []string
+	for name := range b.Files {
+		if !listed[name] {
+			extra = append(extra, name)
+		}
+	}
+	if len(extra) > 0 {
+		sort.Strings(extra)
+		return fail(FileManifest, "does not list %s", strings.Join(extra, ", "))
+	}
+	return nil
+}
