@@ -121,7 +121,7 @@ func (s *Server) serve(ctx context.Context, stream wardv1.AgentService_ConnectSe
 	sess.markReady(s.sessions)
 	if s.cfg.Observer != nil {
 		octx, cancel := s.observerContext(ctx)
-		s.cfg.Observer.Connected(octx, caller.Tenant, caller.Name)
+		s.cfg.Observer.Connected(octx, caller.Tenant, caller.Name, hello.GetHello())
 		cancel()
 	}
 

@@ -26,8 +26,9 @@ var (
 // that outlives the stream by a bounded time. They must handle their own errors and should
 // not block for long: the stream reads its next message only when they return.
 type Observer interface {
-	// Connected is called once the agent has its Welcome: Send works from now on.
-	Connected(ctx context.Context, tenant, agentID string)
+	// Connected is called once the agent has its Welcome: Send works from now on. hello
+	// is the session's Hello (spool state, baseline version); it must not be modified.
+	Connected(ctx context.Context, tenant, agentID string, hello *wardv1.Hello)
 	// Committed is called after a new (not duplicate) message is durably stored and
 	// acknowledged. m must not be modified.
 	Committed(ctx context.Context, tenant, agentID string, m *wardv1.ConnectRequest)

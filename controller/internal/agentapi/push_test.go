@@ -20,7 +20,11 @@ type recorder struct {
 	sendErr   error
 }
 
-func (r *recorder) Connected(ctx context.Context, tenant, agentID string) {
+func (r *recorder) Connected(ctx context.Context, tenant, agentID string,
+	hello *wardv1.Hello) {
+	if hello == nil {
+		panic("Connected without the hello")
+	}
 	err := r.srv.Send(agentID, &wardv1.ConnectResponse{Body: &wardv1.ConnectResponse_Command{
 		Command: &wardv1.SignedPayload{PayloadType: "ward.v1.CommandSpec"}}})
 	r.mu.Lock()
