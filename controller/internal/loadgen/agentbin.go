@@ -29,7 +29,7 @@ func measureAgent(ctx context.Context, cfg Config, res *Results) error {
 	}
 	defer os.RemoveAll(dir)
 
-	secrets, err := tokenSecrets(ctx, cfg.Controller, cfg.Installation, cfg.Tenant, 1)
+	secrets, err := tokenSecrets(ctx, cfg.Controller, cfg.Installation, cfg.Tenant, 1, 1)
 	if err != nil {
 		return err
 	}

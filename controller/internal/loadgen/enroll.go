@@ -20,11 +20,11 @@ import (
 // maxTokenUses is the most enrollments one token allows (admin.proto).
 const maxTokenUses = 1000
 
-// tokenSecrets creates tenant (when missing) and enough enrollment tokens for n enrollments
-// through the admin API, and returns their secrets: token i allows enrollments
-// [i*maxTokenUses, (i+1)*maxTokenUses).
+// tokenSecrets creates tenant (when missing) and enough enrollment tokens of uses uses each
+// (at most maxTokenUses) for n enrollments through the admin API, and returns their
+// secrets: token i allows enrollments [i*uses, (i+1)*uses).
 func tokenSecrets(ctx context.Context, addr string, in Installation, tenant string,
-	n int) ([]string, error) {
+	n, uses int) ([]string, error) {
 	cfg, err := in.OperatorTLS()
 	if err != nil {
 		return nil, err
@@ -44,11 +44,11 @@ func tokenSecrets(ctx context.Context, addr string, in Installation, tenant stri
 	}
 
 	var secrets []string
-	for left := n; left > 0; left -= maxTokenUses {
+	for left := n; left > 0; left -= uses {
 		resp, err := admin.CreateToken(ctx, &wardv1.CreateTokenRequest{
 			Tenant: tenant,
 			Ttl:    durationpb.New(2 * time.Hour),
-			Uses:   uint32(min(left, maxTokenUses)),
+			Uses:   uint32(min(left, uses)),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("create token: %w", err)
@@ -106,21 +106,22 @@ func (d *Dialer) enroll(ctx context.Context, token string, app application) (Ide
 	return Identity{ID: resp.GetAgentId(), Cert: cert}, nil
 }
 
-// enrollAll enrolls one agent per application with up to concurrency in flight, using
-// secrets as tokenSecrets made them, and returns the identities and enrollments per second.
-func enrollAll(ctx context.Context, d *Dialer, secrets []string, apps []application,
-	concurrency int) ([]Identity, float64, error) {
+// enrollAll enrolls one agent per application with up to concurrency in flight, and returns
+// the identities and the time it took. Application i is number first+i of the run and uses
+// the token tokenSecrets made for it.
+func enrollAll(ctx context.Context, d *Dialer, secrets []string, uses int,
+	apps []application, first, concurrency int) ([]Identity, time.Duration, error) {
 	ids := make([]Identity, len(apps))
 	start := time.Now()
 	err := forEach(ctx, len(apps), concurrency, func(ctx context.Context, i int) error {
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		id, err := d.enroll(rctx, secrets[i/maxTokenUses], apps[i])
+		id, err := d.enroll(rctx, secrets[(first+i)/uses], apps[i])
 		ids[i] = id
 		return err
 	})
 	if err != nil {
 		return nil, 0, err
 	}
-	return ids, rate(len(apps), time.Since(start)), nil
+	return ids, time.Since(start), nil
 }

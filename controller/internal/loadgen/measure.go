@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sync"
@@ -54,10 +55,50 @@ func idle(ctx context.Context, cfg Config, srv server, ids []Identity, res *Resu
 	return sleep(ctx, cfg.Settle) // let the server tear the sessions down
 }
 
-// throughput runs the heartbeat test against srv: HeartbeatAgents sessions, each keeping
-// HeartbeatWindow heartbeats unacknowledged, for HeartbeatDuration.
-func throughput(ctx context.Context, cfg Config, srv server, ids []Identity,
+// heartbeatRounds is how many times the heartbeat test alternates between the servers, each
+// round running HeartbeatDuration/heartbeatRounds on each.
+const heartbeatRounds = 3
+
+// heartbeatTally accumulates one server's heartbeat rounds.
+type heartbeatTally struct {
+	acked   int
+	elapsed time.Duration
+	lat     Latencies
+	failed  int
+}
+
+// throughput runs the heartbeat test on every server, alternating in rounds so that both
+// see the same background load, and records the results.
+func throughput(ctx context.Context, cfg Config, servers []server, ids []Identity,
 	res *Results) error {
+	tallies := make([]heartbeatTally, len(servers))
+	each := cfg.HeartbeatDuration / heartbeatRounds
+	for round := range heartbeatRounds {
+		for i, srv := range servers {
+			cfg.Log.Info("heartbeat round", "server", srv.name, "round", round+1,
+				logkey.Count, min(cfg.HeartbeatAgents, len(ids)), "window", cfg.HeartbeatWindow,
+				logkey.Duration, each)
+			if err := heartbeatRound(ctx, cfg, srv, ids, each, &tallies[i]); err != nil {
+				return err
+			}
+		}
+	}
+
+	for i, srv := range servers {
+		t := &tallies[i]
+		tp := Throughput{AcksPerSec: rate(t.acked, t.elapsed), Latency: t.lat.Summary(),
+			Failed: t.failed}
+		res.setThroughput(srv.name, tp)
+		cfg.Log.Info("heartbeat test done", "server", srv.name, "acks_per_second",
+			int(tp.AcksPerSec), "p50", tp.Latency.P50, "p99", tp.Latency.P99, "failed", t.failed)
+	}
+	return nil
+}
+
+// heartbeatRound connects HeartbeatAgents sessions to srv, pumps heartbeats through all of
+// them for d with HeartbeatWindow in flight each, and adds the outcome to t.
+func heartbeatRound(ctx context.Context, cfg Config, srv server, ids []Identity,
+	d time.Duration, t *heartbeatTally) error {
 	n := min(cfg.HeartbeatAgents, len(ids))
 	sessions := make([]*Session, n)
 	err := forEach(ctx, n, cfg.Concurrency, func(ctx context.Context, i int) error {
@@ -69,45 +110,35 @@ func throughput(ctx context.Context, cfg Config, srv server, ids []Identity,
 		closeAll(sessions)
 		return fmt.Errorf("%s: connect heartbeat agents: %w", srv.name, err)
 	}
-	cfg.Log.Info("heartbeat test", "server", srv.name, logkey.Count, n,
-		"window", cfg.HeartbeatWindow, logkey.Duration, cfg.HeartbeatDuration)
 
-	runCtx, cancel := context.WithTimeout(ctx, cfg.HeartbeatDuration)
+	runCtx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var (
-		lat    Latencies
-		mu     sync.Mutex
-		acked  int
-		errs   []error
-		wg     sync.WaitGroup
-		window = cfg.HeartbeatWindow
+		mu    sync.Mutex
+		wg    sync.WaitGroup
+		first error
 	)
 	start := time.Now()
 	for _, s := range sessions {
 		wg.Go(func() {
-			r, err := s.Pump(runCtx, window)
-			lat.AddAll(r.latencies)
+			r, err := s.Pump(runCtx, cfg.HeartbeatWindow)
+			t.lat.AddAll(r.latencies)
 			mu.Lock()
 			defer mu.Unlock()
-			acked += r.acked
+			t.acked += r.acked
 			if err != nil {
-				errs = append(errs, err)
+				t.failed++
+				first = cmp.Or(first, err)
 			}
 		})
 	}
 	wg.Wait()
-	elapsed := min(time.Since(start), cfg.HeartbeatDuration)
+	t.elapsed += min(time.Since(start), d)
 
-	t := Throughput{AcksPerSec: rate(acked, elapsed), Latency: lat.Summary(),
-		Failed: len(errs)}
-	res.setThroughput(srv.name, t)
-	cfg.Log.Info("heartbeat test done", "server", srv.name, "acks_per_second",
-		int(t.AcksPerSec), "p50", t.Latency.P50, "p99", t.Latency.P99, "failed", len(errs))
-	if len(errs) > 0 {
-		cfg.Log.Warn("heartbeat sessions failed", "server", srv.name, logkey.Count, len(errs),
-			logkey.Error, errs[0])
+	if first != nil {
+		cfg.Log.Warn("heartbeat session failed", "server", srv.name, logkey.Error, first)
 	}
-	return sleep(ctx, cfg.Settle)
+	return sleep(ctx, time.Second) // let the server tear the sessions down
 }
 
 // closeAll closes the sessions that are set up.

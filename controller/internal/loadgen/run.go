@@ -32,6 +32,9 @@ type Config struct {
 	// Sizes are the numbers of connected idle agents at which memory is measured, in
 	// ascending order; default 1,000, 5,000 and 10,000.
 	Sizes []int
+	// TokenUses is how many enrollments each token allows (1 to 1,000); default 1,000.
+	// Enrollments sharing a token contend for its use count.
+	TokenUses int
 	// Concurrency is how many enrollments, handshakes or connection setups are in flight at
 	// once; default twice the number of CPUs.
 	Concurrency int
@@ -75,6 +78,7 @@ func (cfg *Config) setDefaults() error {
 	if !slices.IsSorted(cfg.Sizes) || cfg.Sizes[0] <= 0 {
 		return errors.New("loadgen: sizes must be positive and ascending")
 	}
+	cfg.TokenUses = min(orDefault(cfg.TokenUses, maxTokenUses), maxTokenUses)
 	cfg.Concurrency = orDefault(cfg.Concurrency, 2*runtime.NumCPU())
 	cfg.HeartbeatAgents = orDefault(cfg.HeartbeatAgents, 200)
 	cfg.HeartbeatWindow = orDefault(cfg.HeartbeatWindow, 8)
@@ -123,18 +127,13 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := handshakes(ctx, cfg, bare, ids, res); err != nil {
-		return nil, err
-	}
 	for _, srv := range servers {
 		if err := idle(ctx, cfg, srv, ids, res); err != nil {
 			return nil, err
 		}
 	}
-	for _, srv := range servers {
-		if err := throughput(ctx, cfg, srv, ids, res); err != nil {
-			return nil, err
-		}
+	if err := throughput(ctx, cfg, servers, ids, res); err != nil {
+		return nil, err
 	}
 	if cfg.AgentBinary != "" {
 		if err := measureAgent(ctx, cfg, res); err != nil {
@@ -144,16 +143,33 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	return res, nil
 }
 
-// identities enrolls the agents with the controller, or mints them without one.
+// roundSize is how many enrollments, then handshakes, make one round. Alternating short
+// rounds exposes both servers to the same background load on a shared machine.
+const roundSize = 1000
+
+// identities enrolls the agents with the controller in rounds, each followed by as many
+// handshakes with the bare server; without a controller it mints the agents and measures
+// the handshakes in one go. It records both rates.
 func identities(ctx context.Context, cfg Config, servers []server,
 	res *Results) ([]Identity, error) {
 	n := res.Agents
+	bare := servers[len(servers)-1]
 	if cfg.Controller == "" {
 		cfg.Log.Info("minting agent certificates", logkey.Count, n)
-		return mintAll(cfg.Installation, cfg.Tenant, n)
+		ids, err := mintAll(cfg.Installation, cfg.Tenant, n)
+		if err != nil {
+			return nil, err
+		}
+		took, err := measureHandshakes(ctx, bare.dialer, ids, cfg.Concurrency)
+		if err != nil {
+			return nil, err
+		}
+		res.HandshakesPerSec = rate(n, took)
+		return ids, nil
 	}
 
-	secrets, err := tokenSecrets(ctx, cfg.Controller, cfg.Installation, cfg.Tenant, n)
+	secrets, err := tokenSecrets(ctx, cfg.Controller, cfg.Installation, cfg.Tenant, n,
+		cfg.TokenUses)
 	if err != nil {
 		return nil, err
 	}
@@ -161,13 +177,28 @@ func identities(ctx context.Context, cfg Config, servers []server,
 	if err != nil {
 		return nil, err
 	}
-	cfg.Log.Info("enrolling agents", logkey.Count, n)
-	ids, perSec, err := enrollAll(ctx, servers[0].dialer, secrets, apps, cfg.Concurrency)
-	if err != nil {
-		return nil, err
+	cfg.Log.Info("enrolling agents, handshaking as many with the bare server", logkey.Count, n)
+	ids := make([]Identity, 0, n)
+	var enrolling, handshaking time.Duration
+	for first := 0; first < n; first += roundSize {
+		last := min(first+roundSize, n)
+		round, took, err := enrollAll(ctx, servers[0].dialer, secrets, cfg.TokenUses,
+			apps[first:last], first, cfg.Concurrency)
+		if err != nil {
+			return nil, err
+		}
+		enrolling += took
+		ids = append(ids, round...)
+
+		took, err = measureHandshakes(ctx, bare.dialer, round, cfg.Concurrency)
+		if err != nil {
+			return nil, err
+		}
+		handshaking += took
 	}
-	res.EnrollPerSec = perSec
-	cfg.Log.Info("enrolled", logkey.Count, n, "per_second", int(perSec))
+	res.EnrollPerSec, res.HandshakesPerSec = rate(n, enrolling), rate(n, handshaking)
+	cfg.Log.Info("enrolled", logkey.Count, n, "enrollments_per_second", int(res.EnrollPerSec),
+		"handshakes_per_second", int(res.HandshakesPerSec))
 	return ids, nil
 }
 
@@ -184,19 +215,6 @@ func mintAll(in Installation, tenant string, n int) ([]Identity, error) {
 		}
 	}
 	return ids, nil
-}
-
-// handshakes measures the bare server's mTLS handshake rate with every identity.
-func handshakes(ctx context.Context, cfg Config, bare server, ids []Identity,
-	res *Results) error {
-	cfg.Log.Info("handshaking with the bare server", logkey.Count, len(ids))
-	perSec, err := measureHandshakes(ctx, bare.dialer, ids, cfg.Concurrency)
-	if err != nil {
-		return err
-	}
-	res.HandshakesPerSec = perSec
-	cfg.Log.Info("handshakes done", logkey.Count, len(ids), "per_second", int(perSec))
-	return nil
 }
 
 // sleep waits d or until ctx ends.
