@@ -51,6 +51,9 @@ func (e *Engine) handleResult(ctx context.Context, tenant, agentID, commandID st
 
 	switch res.GetState() {
 	case wardv1.CheckState_CHECK_STATE_FAIL:
+		if e.cfg.Catalog.Excluded(ctx, tenant, check) {
+			return nil
+		}
 		return e.checkFails(ctx, cs, commandID)
 	case wardv1.CheckState_CHECK_STATE_PASS, wardv1.CheckState_CHECK_STATE_NOT_APPLICABLE:
 		return e.checkPasses(ctx, cs, commandID)

@@ -91,6 +91,9 @@ type Catalog interface {
 	Runbook(id string) (rb Runbook, ok bool)
 	// Severity returns the check's severity in tenant's baseline, "" when unknown.
 	Severity(ctx context.Context, tenant, check string) string
+	// Excluded reports whether tenant excludes check (an exception with a recorded
+	// reason): its results are stored but open no incident.
+	Excluded(ctx context.Context, tenant, check string) bool
 }
 
 // Decision is one decision of the loop, for the evidence log.

@@ -68,6 +68,8 @@ func (catalog) Runbook(id string) (Runbook, bool) {
 
 func (catalog) Severity(context.Context, string, string) string { return "high" }
 
+func (catalog) Excluded(_ context.Context, _, check string) bool { return check == "EXCL-001" }
+
 // sender records what the engine sends to connected agents.
 type sender struct {
 	mu        sync.Mutex
@@ -339,6 +341,17 @@ func TestDriftToVerifiedResolution(t *testing.T) {
 	if again := h.incident("a1", "SSH-002"); again.ID == got.ID ||
 		again.State != store.IncidentRemediating {
 		t.Errorf("new failure: incident %s %s", again.ID, again.State)
+	}
+}
+
+func TestExcludedCheckOpensNoIncident(t *testing.T) {
+	h := newHarness(t, nil)
+	h.drift("a1", "", map[string]wardv1.CheckState{"EXCL-001": fail})
+	all, _ := h.st.ListIncidents(context.Background(), "t1", store.IncidentFilter{})
+	st, _ := h.st.ListCheckStatuses(context.Background(), "t1", "a1")
+	if len(all) != 0 || len(st) != 1 || st[0].State != "fail" {
+		t.Errorf("excluded check: %d incidents, statuses %v; want none and one fail",
+			len(all), st)
 	}
 }
 
