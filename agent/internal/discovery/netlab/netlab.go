@@ -251,3 +251,15 @@ func (l *Lab) WaitTCP(ns, addr string, timeout time.Duration) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// Wrapper writes an executable script that runs binary inside ns with the script's
+// arguments, for code that runs a tool (nmap) by path, and returns its path.
+func (l *Lab) Wrapper(ns, binary string) string {
+	l.t.Helper()
+	path := filepath.Join(l.dir, filepath.Base(binary)+"-in-"+ns)
+	script := fmt.Sprintf("#!/bin/sh\nexec ip netns exec %s %s \"$@\"\n", ns, binary)
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		l.t.Fatalf("netlab: %v", err)
+	}
+	return path
+}
