@@ -263,3 +263,31 @@ func (l *Lab) Wrapper(ns, binary string) string {
 	}
 	return path
 }
+
+// envInside marks a copy of the test binary that RunInside started in a namespace.
+const envInside = "WARD_NETLAB_INSIDE"
+
+// Inside reports whether this process is a copy RunInside started; tests meant to run
+// only there skip otherwise.
+func Inside() bool { return os.Getenv(envInside) != "" }
+
+// RunInside runs the test named name of this test binary inside ns (so its sockets and
+// children live there), with env added to the environment, and fails the calling test
+// when it fails. The inner test's output goes to the test log.
+func (l *Lab) RunInside(ns, name string, env ...string) {
+	l.t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		l.t.Fatalf("netlab: %v", err)
+	}
+	cmd := l.Command(ns, self, "-test.run=^"+name+"$", "-test.v", "-test.count=1")
+	cmd.Env = append(append(os.Environ(), envInside+"=1"), env...)
+	out, err := cmd.CombinedOutput()
+	l.t.Logf("netlab: %s inside %s:\n%s", name, ns, out)
+	if err != nil {
+		l.t.Fatalf("netlab: %s inside %s: %v", name, ns, err)
+	}
+	if !bytes.Contains(out, []byte("--- PASS: "+name)) {
+		l.t.Fatalf("netlab: %s did not pass inside %s", name, ns)
+	}
+}
