@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/wardsec/ward/controller/internal/enroll"
+	"github.com/wardsec/ward/controller/internal/evidence"
 	"github.com/wardsec/ward/controller/internal/metrics"
 	"github.com/wardsec/ward/controller/internal/store"
 	"github.com/wardsec/ward/pkg/identity"
@@ -81,9 +82,10 @@ type Config struct {
 	// Observer, when set, is told of new sessions and committed messages.
 	Observer Observer
 
-	Metrics *metrics.Metrics // nil: no metrics
-	Log     *slog.Logger     // required
-	Clock   func() time.Time // nil: time.Now
+	Evidence evidence.Recorder // renewals are recorded; nil: evidence.Discard
+	Metrics  *metrics.Metrics  // nil: no metrics
+	Log      *slog.Logger      // required
+	Clock    func() time.Time  // nil: time.Now
 }
 
 // Server is the AgentService. It is safe for concurrent use. Run must be running for
@@ -128,6 +130,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
+	}
+	if cfg.Evidence == nil {
+		cfg.Evidence = evidence.Discard
 	}
 	return &Server{cfg: cfg, log: cfg.Log, clock: cfg.Clock, sessions: newRegistry()}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/wardsec/ward/controller/internal/enroll"
+	"github.com/wardsec/ward/controller/internal/evidence"
 	"github.com/wardsec/ward/controller/internal/store"
 	"github.com/wardsec/ward/pkg/logkey"
 	wardv1 "github.com/wardsec/ward/proto/ward/v1"
@@ -52,6 +53,19 @@ func (s *Server) Renew(ctx context.Context, req *wardv1.RenewRequest) (
 		s.log.Error("record renewed certificate", logkey.Agent, caller.Name,
 			logkey.Error, err)
 		return nil, status.Error(codes.Unavailable, "store unavailable")
+	}
+
+	// The agent gets its certificate only once the renewal is in the evidence log.
+	_, err = s.cfg.Evidence.Record(ctx, evidence.Entry{
+		Tenant:  caller.Tenant,
+		Type:    evidence.TypeAgentRenewed,
+		Actor:   evidence.Actor{Kind: evidence.ActorAgent, ID: caller.Name},
+		Subject: caller.Name,
+		Data:    map[string]any{"serial": serial, "not_after": leaf.NotAfter},
+	})
+	if err != nil {
+		s.log.Error("record renewal", logkey.Agent, caller.Name, logkey.Error, err)
+		return nil, status.Error(codes.Unavailable, "evidence log unavailable")
 	}
 
 	s.log.Info("agent certificate renewed", logkey.Agent, caller.Name,

@@ -5,12 +5,15 @@ import (
 	"crypto/ecdsa"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
+	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/wardsec/ward/controller/internal/evidence"
 	"github.com/wardsec/ward/controller/internal/store"
 	"github.com/wardsec/ward/pkg/identity"
 	"github.com/wardsec/ward/pkg/pki"
@@ -141,4 +144,54 @@ func TestConnectWithoutAgentCertificate(t *testing.T) {
 	s := c.connect(t)
 	s.send(&wardv1.ConnectRequest{Body: &wardv1.ConnectRequest_Hello{Hello: &wardv1.Hello{}}})
 	s.wantCode(codes.Unauthenticated)
+}
+
+// evidenceLog keeps entries, or fails every Record when fail is set.
+type evidenceLog struct {
+	mu      sync.Mutex
+	entries []evidence.Entry
+	fail    bool
+}
+
+func (l *evidenceLog) Record(_ context.Context, e evidence.Entry) (evidence.Receipt, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.fail {
+		return evidence.Receipt{}, errors.New("log unavailable")
+	}
+	l.entries = append(l.entries, e)
+	return evidence.Receipt{Tenant: e.Tenant, Seq: uint64(len(l.entries))}, nil
+}
+
+func TestRenewRecordedAsEvidence(t *testing.T) {
+	log := &evidenceLog{}
+	e := newEnv(t, envOptions{cfg: func(c *Config) { c.Evidence = log }})
+	a := e.enrollAgent("a1", "clinic-a")
+	key, err := pki.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := pki.NewCSR(key, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	if _, err := a.client.Renew(ctx, &wardv1.RenewRequest{CsrDer: csr}); err != nil {
+		t.Fatal(err)
+	}
+	log.mu.Lock()
+	entries := log.entries
+	log.fail = true // from now on
+	log.mu.Unlock()
+	if len(entries) != 1 || entries[0].Type != evidence.TypeAgentRenewed ||
+		entries[0].Tenant != "clinic-a" || entries[0].Subject != "a1" {
+		t.Fatalf("evidence = %+v", entries)
+	}
+
+	_, err = a.client.Renew(ctx, &wardv1.RenewRequest{CsrDer: csr})
+	if status.Code(err) != codes.Unavailable {
+		t.Fatalf("Renew with the evidence log down = %v, want Unavailable", err)
+	}
 }

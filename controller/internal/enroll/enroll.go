@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/wardsec/ward/controller/internal/evidence"
 	"github.com/wardsec/ward/controller/internal/metrics"
 	"github.com/wardsec/ward/controller/internal/store"
 	"github.com/wardsec/ward/pkg/identity"
@@ -56,18 +57,19 @@ var DefaultRefusalRate = rate.Every(time.Minute / 5)
 
 // Config configures a Server. Fields marked required must be set; the others have defaults.
 type Config struct {
-	Store        Store            // required
-	CA           Signer           // required
-	RootsDER     [][]byte         // required: trust bundle given to agents (root certs, DER)
-	PolicyKeyDER []byte           // required: policy public key, PKIX DER
-	TrustDomain  string           // required
-	CertTTL      time.Duration    // agent certificate lifetime; default DefaultCertTTL
-	RefusalRate  rate.Limit       // refusals per second per source; default DefaultRefusalRate
-	RefusalBurst int              // refusals allowed at once; default DefaultRefusalBurst
-	MaxSources   int              // sources the limiter remembers; default DefaultMaxSources
-	Metrics      *metrics.Metrics // nil: no metrics
-	Log          *slog.Logger     // required
-	Clock        func() time.Time // nil: time.Now
+	Store        Store             // required
+	CA           Signer            // required
+	RootsDER     [][]byte          // required: trust bundle given to agents (root certs, DER)
+	PolicyKeyDER []byte            // required: policy public key, PKIX DER
+	TrustDomain  string            // required
+	CertTTL      time.Duration     // agent certificate lifetime; default DefaultCertTTL
+	RefusalRate  rate.Limit        // refusals per second per source; default DefaultRefusalRate
+	RefusalBurst int               // refusals allowed at once; default DefaultRefusalBurst
+	MaxSources   int               // sources the limiter remembers; default DefaultMaxSources
+	Evidence     evidence.Recorder // nil: evidence.Discard
+	Metrics      *metrics.Metrics  // nil: no metrics
+	Log          *slog.Logger      // required
+	Clock        func() time.Time  // nil: time.Now
 }
 
 // Server is the EnrollmentService. It is safe for concurrent use.
@@ -112,6 +114,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
+	}
+	if cfg.Evidence == nil {
+		cfg.Evidence = evidence.Discard
 	}
 	return &Server{
 		cfg:     cfg,
@@ -204,6 +209,10 @@ func (s *Server) enroll(ctx context.Context, req *wardv1.EnrollRequest, src neti
 	if err := s.cfg.Store.CreateAgent(ctx, agent); err != nil {
 		return nil, fmt.Errorf("create agent (token %s): %w", tok.ID, err)
 	}
+	// The agent gets its certificate only once the enrollment is in the evidence log.
+	if err := s.record(ctx, agent, src); err != nil {
+		return nil, err
+	}
 
 	s.cfg.Metrics.Enrolled()
 	s.log.Info("agent enrolled", logkey.Agent, agentID, logkey.Tenant, tok.Tenant,
@@ -218,6 +227,25 @@ func (s *Server) enroll(ctx context.Context, req *wardv1.EnrollRequest, src neti
 		PolicyPublicKey:  s.cfg.PolicyKeyDER,
 		TrustDomain:      s.cfg.TrustDomain,
 	}, nil
+}
+
+// record writes the enrollment to the tenant's evidence log.
+func (s *Server) record(ctx context.Context, a store.Agent, src netip.Addr) error {
+	_, err := s.cfg.Evidence.Record(ctx, evidence.Entry{
+		Tenant:  a.Tenant,
+		Type:    evidence.TypeAgentEnrolled,
+		Actor:   evidence.Actor{Kind: evidence.ActorAgent, ID: a.ID},
+		Subject: a.ID,
+		Data: map[string]any{
+			"token_id": a.TokenID, "tier": a.Tier, "hostname": a.Host.Hostname,
+			"os": a.Host.OS, "os_version": a.Host.OSVersion, "machine_id": a.Host.MachineID,
+			"serial": a.CertSerial, "not_after": a.CertExpires, "source": src.String(),
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("record enrollment of %s: %w", a.ID, err)
+	}
+	return nil
 }
 
 // toStatus turns an error of enroll into the status the caller sees, after counting and

@@ -1,0 +1,80 @@
+package enroll
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/wardsec/ward/controller/internal/evidence"
+)
+
+// recorder keeps entries, or fails every Record when fail is set.
+type recorder struct {
+	mu      sync.Mutex
+	entries []evidence.Entry
+	fail    bool
+}
+
+func (r *recorder) Record(_ context.Context, e evidence.Entry) (evidence.Receipt, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail {
+		return evidence.Receipt{}, errors.New("log unavailable")
+	}
+	r.entries = append(r.entries, e)
+	return evidence.Receipt{Tenant: e.Tenant, Seq: uint64(len(r.entries))}, nil
+}
+
+func TestEnrollmentRecordedAsEvidence(t *testing.T) {
+	rec := &recorder{}
+	e := newEnv(t, func(c *Config) { c.Evidence = rec })
+	e.token("tok1", "the-secret", nil)
+
+	resp, err := e.enroll("the-secret", newCSR(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.entries) != 1 {
+		t.Fatalf("%d evidence entries, want 1", len(rec.entries))
+	}
+	got := rec.entries[0]
+	if got.Tenant != "clinic-a" || got.Type != evidence.TypeAgentEnrolled ||
+		got.Subject != resp.GetAgentId() || got.Actor.Kind != evidence.ActorAgent {
+		t.Fatalf("entry = %+v", got)
+	}
+	if data, _ := got.Data.(map[string]any); data["token_id"] != "tok1" {
+		t.Fatalf("entry data = %v", got.Data)
+	}
+	if strings.Contains(strings.ToLower(formatAny(got.Data)), "the-secret") {
+		t.Fatal("the token secret is in the evidence")
+	}
+}
+
+func TestEnrollmentFailsWithoutEvidence(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Evidence = &recorder{fail: true} })
+	e.token("tok1", "the-secret", nil)
+
+	resp, err := e.enroll("the-secret", newCSR(t))
+	if status.Code(err) != codes.Internal || resp != nil {
+		t.Fatalf("Enroll with the evidence log down = %v, %v; want Internal, no certificate",
+			resp, err)
+	}
+}
+
+func formatAny(v any) string {
+	var b strings.Builder
+	for k, x := range v.(map[string]any) {
+		b.WriteString(k)
+		b.WriteString("=")
+		if s, ok := x.(string); ok {
+			b.WriteString(s)
+		}
+		b.WriteString(" ")
+	}
+	return b.String()
+}
