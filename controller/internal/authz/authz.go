@@ -5,7 +5,7 @@
 //	/ward.v1.EnrollmentService/*, /grpc.health.v1.Health/*   anyone, no certificate needed
 //	/ward.v1.AgentService/*            an agent that exists in the tenant its certificate
 //	                                   names and is not revoked
-//	/ward.v1.AdminService/*, /grpc.reflection.*
+//	/ward.v1.AdminService/*, /ward.v1.RemediationService/*, /grpc.reflection.*
 //	                                   an operator that exists and is not revoked
 //	anything else                      nobody
 //
@@ -76,6 +76,7 @@ func accessFor(method string) access {
 	case strings.HasPrefix(method, "/ward.v1.AgentService/"):
 		return accessAgent
 	case strings.HasPrefix(method, "/ward.v1.AdminService/"),
+		strings.HasPrefix(method, "/ward.v1.RemediationService/"),
 		strings.HasPrefix(method, "/grpc.reflection."):
 		return accessOperator
 	}
