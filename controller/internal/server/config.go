@@ -88,6 +88,12 @@ type Config struct {
 	// DefaultStoreGCInterval.
 	StoreGCInterval time.Duration
 
+	// CheckpointEvery and CheckpointInterval say how often each tenant's evidence log is
+	// checkpointed: every so many records or so long, whichever comes first; zero means
+	// the evidence package's defaults (1000 records, 60 s).
+	CheckpointEvery    uint64
+	CheckpointInterval time.Duration
+
 	// Log receives the controller's structured logs. Required.
 	Log *slog.Logger
 	// Clock returns the current time; nil means time.Now.

@@ -59,6 +59,8 @@ type Server struct {
 	lis        net.Listener // gRPC
 	metricsLis net.Listener // HTTP
 
+	evidence *evidenceParts // the evidence log: recorder, checkpointer, service
+
 	serving   atomic.Bool // gRPC is accepting connections
 	closeOnce sync.Once
 }
@@ -141,6 +143,9 @@ func (s *Server) buildServices(authority *ca.CA, policy *ca.PolicyKey, az *authz
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
+	if s.evidence, err = s.buildEvidence(authority); err != nil {
+		return err
+	}
 	admin := adminapi.New(adminapi.Config{Store: s.store, CA: authority, Log: s.log,
 		Streams: s.agents, Clock: s.cfg.Clock})
 
@@ -148,6 +153,7 @@ func (s *Server) buildServices(authority *ca.CA, policy *ca.PolicyKey, az *authz
 	s.health = health.NewServer()
 	enrollSrv.Register(s.grpc)
 	s.agents.Register(s.grpc)
+	s.evidence.register(s.grpc)
 	wardv1.RegisterAdminServiceServer(s.grpc, admin)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
@@ -225,6 +231,7 @@ func (s *Server) Run(ctx context.Context) error {
 	g.Go(func() error { return s.serveHTTP() })
 	g.Go(func() error { return s.agents.Run(gctx) })
 	g.Go(func() error { return s.presence.Run(gctx) })
+	g.Go(func() error { return s.evidence.checkpointer.Run(gctx) })
 	g.Go(func() error { return s.db.RunGC(gctx, s.cfg.StoreGCInterval) })
 	g.Go(func() error {
 		<-gctx.Done()
