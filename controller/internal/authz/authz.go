@@ -7,6 +7,8 @@
 //	                                   names and is not revoked
 //	/ward.v1.AdminService/*, /ward.v1.RemediationService/*, /grpc.reflection.*
 //	                                   an operator that exists and is not revoked
+//	/ward.v1.EvidenceService/*         an operator that exists and is not revoked (role
+//	                                   and tenant checks in package evidence)
 //	anything else                      nobody
 //
 // Denials answer codes.Unauthenticated when there is no verified certificate and
@@ -76,6 +78,7 @@ func accessFor(method string) access {
 	case strings.HasPrefix(method, "/ward.v1.AgentService/"):
 		return accessAgent
 	case strings.HasPrefix(method, "/ward.v1.AdminService/"),
+		strings.HasPrefix(method, "/ward.v1.EvidenceService/"),
 		strings.HasPrefix(method, "/ward.v1.RemediationService/"),
 		strings.HasPrefix(method, "/grpc.reflection."):
 		return accessOperator

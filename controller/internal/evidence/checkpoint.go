@@ -216,3 +216,7 @@ func (c *Checkpointer) onlyCheckpointRecord(ctx context.Context, tenant string, 
 	r, err := evidence.ParseBody(recs[0].Body)
 	return err == nil && r.Type == TypeCheckpoint
 }
+
+// SetRecorder sets the recorder that gets a TypeCheckpoint record after each checkpoint
+// (the Log, which itself calls Appended: hence set after both exist). Call it before Run.
+func (c *Checkpointer) SetRecorder(r Recorder) { c.cfg.Recorder = r }

@@ -2,6 +2,7 @@ package evidence
 
 import (
 	"crypto"
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -121,4 +122,15 @@ func (k *Key) keyCert() (*x509.Certificate, error) {
 		return nil, fmt.Errorf("evidence key certificate: %v", err)
 	}
 	return certs[0], nil
+}
+
+// ScrubSalt returns a secret salt for the PHI scrubber derived from the evidence key, so
+// that scrubbed markers stay the same across restarts without another secret to keep.
+func (k *Key) ScrubSalt() ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(k.Signer)
+	if err != nil {
+		return nil, fmt.Errorf("evidence key: scrub salt: %w", err)
+	}
+	sum := sha256.Sum256(append([]byte("ward-scrub-salt/v1\x00"), der...))
+	return sum[:], nil
 }

@@ -1,0 +1,61 @@
+package server
+
+import (
+	"fmt"
+
+	"google.golang.org/grpc"
+
+	"github.com/wardsec/ward/controller/internal/ca"
+	"github.com/wardsec/ward/controller/internal/evidence"
+	"github.com/wardsec/ward/controller/internal/store"
+	"github.com/wardsec/ward/pkg/scrub"
+	wardv1 "github.com/wardsec/ward/proto/ward/v1"
+)
+
+// evidenceParts are the evidence log's components.
+type evidenceParts struct {
+	key          *evidence.Key
+	log          *evidence.Log
+	checkpointer *evidence.Checkpointer
+	service      *evidence.Service
+}
+
+// buildEvidence loads (or, for installations made before the evidence log, creates) the
+// evidence key and assembles the recorder, the checkpointer and the EvidenceService.
+func (s *Server) buildEvidence(authority *ca.CA) (*evidenceParts, error) {
+	key, err := evidence.LoadOrCreateKey(s.cfg.DataDir, authority)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	salt, err := key.ScrubSalt()
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	p := &evidenceParts{key: key}
+	p.checkpointer = evidence.NewCheckpointer(evidence.CheckpointerConfig{
+		Store: s.db, Tenants: s.store, Key: key, Log: s.log, Clock: s.cfg.Clock,
+		Interval: s.cfg.CheckpointInterval, Every: s.cfg.CheckpointEvery,
+		Published: s.publishCheckpoint,
+	})
+	p.log = evidence.NewLog(evidence.Config{Store: s.db, Scrubber: scrub.New(salt),
+		Log: s.log, Clock: s.cfg.Clock, Appended: p.checkpointer.Appended})
+	p.checkpointer.SetRecorder(p.log)
+	p.service = evidence.NewService(evidence.ServiceConfig{Store: s.db, Tenants: s.store,
+		Exporter: &evidence.Exporter{Store: s.db, Key: key, Checkpointer: p.checkpointer,
+			Clock: s.cfg.Clock},
+		Log: s.log})
+	s.log.Info("evidence key loaded", "fingerprint", key.Fingerprint)
+	return p, nil
+}
+
+func (p *evidenceParts) register(g *grpc.Server) {
+	wardv1.RegisterEvidenceServiceServer(g, p.service)
+}
+
+// Recorder returns the evidence recorder every component records through.
+func (s *Server) Recorder() evidence.Recorder { return s.evidence.log }
+
+// publishCheckpoint sends a new checkpoint to the tenant's witnesses.
+// TODO: push checkpoints to the tenant's collector agents over their streams (issue 4's
+// witnessing); until then checkpoints are signed and stored but not witnessed.
+func (s *Server) publishCheckpoint(cp store.EvidenceCheckpoint) {}
