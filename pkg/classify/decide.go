@@ -1,0 +1,275 @@
+package classify
+
+import (
+	"fmt"
+	"sort"
+)
+
+// decision is the outcome of the precedence rule.
+type decision struct {
+	typ        Type
+	confidence float64
+	reasons    []string
+	clinical   bool
+}
+
+// score is the combined weight of a type's findings: independent pieces of evidence
+// reinforce each other (1 - the product of their complements), never reaching 1.
+type score struct {
+	value    float64
+	findings []finding
+}
+
+func (s *score) add(f finding) {
+	s.value = 1 - (1-s.value)*(1-f.weight)
+	s.findings = append(s.findings, f)
+}
+
+// applianceOrder is the appliance precedence, used to break ties.
+var applianceOrder = []Type{Firewall, VPNGateway, Router, NetworkSwitch, WirelessAP, UPS,
+	Printer, IPPhone, IPCamera, NASStorage, Hypervisor}
+
+// decide applies the precedence: clinical, appliance, directory, role, OS, unknown.
+func decide(e *evidence) decision {
+	scores := make(map[Type]*score, 8)
+	for _, f := range e.findings {
+		s := scores[f.typ]
+		if s == nil {
+			s = &score{}
+			scores[f.typ] = s
+		}
+		s.add(f)
+	}
+
+	steps := []func(*evidence, map[Type]*score) (decision, bool){
+		decideClinical, decideAppliance, decideDirectory, decideRole, decideOS,
+	}
+	for _, step := range steps {
+		if d, ok := step(e, scores); ok {
+			d.reasons = append(d.reasons, outranked(e, d.typ)...)
+			return d
+		}
+	}
+	return decideUnknown(e)
+}
+
+// decideClinical turns any clinical evidence into a clinical type.
+func decideClinical(e *evidence, scores map[Type]*score) (decision, bool) {
+	get := func(t Type) *score {
+		if s := scores[t]; s != nil {
+			return s
+		}
+		return &score{}
+	}
+	pacs, ehr, engine := get(PACSServer), get(EHRServer), get(HL7InterfaceEngine)
+	dicom, medical, viewer := get(sigDICOM), get(sigMedical), get(sigViewer)
+	engineNamed := false
+	for _, f := range engine.findings {
+		if !f.generic {
+			engineNamed = true
+		}
+	}
+
+	pick := func(t Type, parts ...*score) (decision, bool) {
+		var all score
+		for _, p := range parts {
+			for _, f := range p.findings {
+				all.add(f)
+			}
+		}
+		return decision{typ: t, confidence: all.value, reasons: reasonsOf(all.findings),
+			clinical: true}, true
+	}
+
+	switch {
+	case pacs.value > 0 && pacs.value >= ehr.value && pacs.value >= engine.value:
+		return pick(PACSServer, pacs, dicom, viewer)
+	case ehr.value > 0 && ehr.value >= engine.value:
+		return pick(EHRServer, ehr)
+	case engineNamed:
+		return pick(HL7InterfaceEngine, engine)
+	case dicom.value > 0 && medical.value == 0 && viewer.value > 0:
+		// A DICOM host that also presents an image viewer or archive stores images.
+		return pick(PACSServer, dicom, viewer)
+	case dicom.value > 0 && medical.value == 0 && engine.value > 0 && serverOS(e):
+		// A server taking both DICOM and HL7 is an imaging system's back end.
+		return pick(PACSServer, dicom, engine)
+	case dicom.value > 0:
+		return pick(DICOMModality, dicom, medical)
+	case medical.value > 0:
+		return pick(MedicalDevice, medical, engine)
+	case engine.value > 0:
+		return pick(HL7InterfaceEngine, engine)
+	}
+	return decision{}, false
+}
+
+// decideAppliance picks the strongest appliance evidence above the threshold.
+func decideAppliance(e *evidence, scores map[Type]*score) (decision, bool) {
+	strong := func(t Type) bool { return scores[t] != nil && scores[t].value >= threshold }
+
+	var best, second Type
+	for _, t := range applianceOrder {
+		if !strong(t) {
+			continue
+		}
+		if t == VPNGateway && (strong(Firewall) || strong(Router)) {
+			continue // a firewall or router terminating VPNs keeps its own type
+		}
+		switch {
+		case best == "" || scores[t].value > scores[best].value:
+			best, second = t, best
+		case second == "" || scores[t].value > scores[second].value:
+			second = t
+		}
+	}
+	if best == "" {
+		return decision{}, false
+	}
+
+	conf := scores[best].value
+	if second != "" {
+		conf *= 1 - scores[second].value/2
+	}
+	return decision{typ: best, confidence: conf, reasons: reasonsOf(scores[best].findings)},
+		true
+}
+
+// decideDirectory finds a Windows host serving Kerberos and LDAP.
+func decideDirectory(e *evidence, _ map[Type]*score) (decision, bool) {
+	if !e.kerberos || !e.ldap {
+		return decision{}, false
+	}
+	switch {
+	case e.os.family == osWindows:
+		return decision{typ: DomainController, confidence: 0.9, reasons: []string{
+			"Kerberos (88) and LDAP (389) are served by a Windows host",
+			e.os.reason,
+		}}, true
+	case e.activeDirectory:
+		return decision{typ: DomainController, confidence: 0.85, reasons: []string{
+			"Kerberos (88) and LDAP (389) are served and the LDAP service is Active Directory",
+		}}, true
+	}
+	return decision{}, false
+}
+
+// decideRole finds a server whose listening services show its role.
+func decideRole(e *evidence, scores map[Type]*score) (decision, bool) {
+	if s := scores[DatabaseServer]; s != nil {
+		return decision{typ: DatabaseServer, confidence: s.value,
+			reasons: reasonsOf(s.findings)}, true
+	}
+	s := scores[WebServer]
+	if s == nil || !serverOS(e) {
+		return decision{}, false
+	}
+	reasons := append(reasonsOf(s.findings), e.os.reason)
+	return decision{typ: WebServer, confidence: s.value * (0.5 + e.os.weight/2),
+		reasons: reasons}, true
+}
+
+// decideOS falls back on the operating system.
+func decideOS(e *evidence, _ map[Type]*score) (decision, bool) {
+	o := &e.os
+	if o.family == osUnknown || o.weight < 0.3 {
+		return decision{}, false
+	}
+	reasons := []string{o.reason}
+	if o.editionReason != "" {
+		reasons = append(reasons, o.editionReason)
+	}
+	client := func(why string, conf float64) (decision, bool) {
+		return decision{typ: Workstation, confidence: conf * o.weight,
+			reasons: append(reasons, why)}, true
+	}
+	server := func(t Type, why string, conf float64) (decision, bool) {
+		if why != "" {
+			reasons = append(reasons, why)
+		}
+		return decision{typ: t, confidence: conf * o.weight, reasons: reasons}, true
+	}
+
+	switch o.family {
+	case osMac, osMobile:
+		return client(o.family.String()+" is a client operating system", 0.95)
+	case osWindows:
+		switch {
+		case o.edition == editionServer:
+			return server(WindowsServer, "", 1)
+		case o.edition == editionClient:
+			return client("a client edition serving nothing of note", 0.95)
+		case e.notable > 0 || e.virtual:
+			return server(WindowsServer, "the edition is unknown but it serves "+
+				e.notableWhat, 0.6)
+		}
+		return client("the edition is unknown and it serves nothing of note", 0.6)
+	case osLinux, osUnix:
+		if e.notable == 0 && !e.virtual {
+			return client("nothing of note is served, as on a desktop", 0.55)
+		}
+		why := ""
+		if o.family == osUnix {
+			why = "a Unix-like server system, the closest type is linux_server"
+		}
+		return server(LinuxServer, why, 0.95)
+	}
+	return decision{}, false
+}
+
+func decideUnknown(e *evidence) decision {
+	reasons := reasonsOf(e.findings)
+	if len(reasons) > 2 {
+		reasons = reasons[:2]
+	}
+	for i, r := range reasons {
+		reasons[i] = "too weak on its own: " + r
+	}
+	reasons = append([]string{"nothing seen identifies the device"}, reasons...)
+	return decision{typ: Unknown, confidence: 0.2, reasons: reasons}
+}
+
+// serverOS reports whether the host runs a server operating system.
+func serverOS(e *evidence) bool {
+	switch e.os.family {
+	case osLinux, osUnix:
+		return true
+	case osWindows:
+		return e.os.edition != editionClient
+	}
+	return false
+}
+
+// reasonsOf returns the findings' reasons, strongest first, without repeats.
+func reasonsOf(fs []finding) []string {
+	sorted := append([]finding(nil), fs...)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].weight > sorted[j].weight })
+	out := make([]string, 0, len(sorted))
+	seen := make(map[string]bool, len(sorted))
+	for _, f := range sorted {
+		if !seen[f.reason] {
+			seen[f.reason] = true
+			out = append(out, f.reason)
+		}
+	}
+	return out
+}
+
+// outranked names the strongest evidence for another type that the winner took
+// precedence over, so a technician sees what was set aside.
+func outranked(e *evidence, winner Type) []string {
+	var best *finding
+	for i := range e.findings {
+		f := &e.findings[i]
+		if f.typ == winner || !f.typ.Valid() || f.weight < threshold {
+			continue
+		}
+		if best == nil || f.weight > best.weight {
+			best = f
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	return []string{fmt.Sprintf("outranked: %s (points to %s)", best.reason, best.typ)}
+}
