@@ -105,7 +105,9 @@ func lineError(d *xml.Decoder, err error) error {
 }
 
 type xmlHost struct {
-	Status    struct{ State string `xml:"state,attr"` } `xml:"status"`
+	Status struct {
+		State string `xml:"state,attr"`
+	} `xml:"status"`
 	Addresses []struct {
 		Addr   string `xml:"addr,attr"`
 		Type   string `xml:"addrtype,attr"`
