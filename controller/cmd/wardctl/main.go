@@ -81,6 +81,7 @@ func (a *app) rootCommand() *cobra.Command {
 
 	root.AddCommand(a.tenantCommand(), a.tokenCommand(), a.agentCommand(),
 		a.operatorCommand())
+	root.AddCommand(a.evidenceCommand())
 	return root
 }
 
