@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/wardsec/ward/agent/internal/hostfs"
 	"github.com/wardsec/ward/agent/internal/svcpkg"
@@ -143,6 +145,9 @@ func (r *Runner) shell(ctx context.Context, p map[string]string, dry bool) (Outc
 	}
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", p["script"])
 	cmd.Dir = r.cfg.FS.Root()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return Outcome{Changed: true, Output: string(out)}, fmt.Errorf("shell: %w", err)
