@@ -106,6 +106,7 @@ status=0
 
 echo
 cat "$work/results.txt"
+(cd agent && go test -run '^$' -bench BenchmarkHIPAA -benchtime 200x ./internal/checks/ | awk '/^BenchmarkHIPAA/ {printf "baseline evaluation (hipaa-v1, prepared Debian host): %.2f ms per run (target < 100 ms)\n", $3/1e6}')
 if [ "$status" -ne 0 ]; then
 	echo "bench: ward-loadgen failed (status $status); controller log tail:" >&2
 	tail -20 "$work/controller.log" 2>/dev/null >&2 || true
