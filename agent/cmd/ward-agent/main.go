@@ -3,7 +3,7 @@
 //	ward-agent enroll --controller ADDR --token-file F --ca-file F --state-dir DIR
 //	    [--role host|collector] [--force]
 //	ward-agent run --state-dir DIR [--controller ADDR] [--host-root /] [--log-level info]
-//	    [--spool-max-bytes 67108864]
+//	    [--spool-max-bytes 67108864] [--role host|collector]
 //	ward-agent version
 package main
 
@@ -27,7 +27,7 @@ import (
 
 const usage = `usage:
   ward-agent enroll --controller ADDR --token-file F --ca-file F --state-dir DIR [--role host|collector] [--force]
-  ward-agent run --state-dir DIR [--controller ADDR] [--host-root /] [--log-level info] [--spool-max-bytes N]
+  ward-agent run --state-dir DIR [--controller ADDR] [--host-root /] [--log-level info] [--spool-max-bytes N] [--role host|collector]
   ward-agent version
 `
 
@@ -117,8 +117,19 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	hostRoot := fs.String("host-root", "/", "root of the host file system")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	spoolMax := fs.Int64("spool-max-bytes", spool.DefaultMaxBytes, "bound of the on-disk spool")
+	role := fs.String("role", "", "host or collector; overrides the role chosen at enrollment "+
+		"(collector: discovery with collector.json in the state directory)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	var roles []string
+	switch *role {
+	case "":
+	case "host", "collector":
+		roles = []string{*role}
+	default:
+		fmt.Fprintf(stderr, "--role must be host or collector, not %q\n", *role)
+		return errUsage
 	}
 	if err := required(fs, map[string]string{"state-dir": *stateDir}); err != nil {
 		return err
@@ -134,7 +145,7 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 
 	return agent.Run(ctx, agent.Config{
 		Dir: state.Dir(*stateDir), Controller: *controller, HostRoot: *hostRoot,
-		SpoolMaxBytes: *spoolMax, Log: log,
+		SpoolMaxBytes: *spoolMax, Roles: roles, Log: log,
 	})
 }
 

@@ -41,6 +41,10 @@ func TestCommandLine(t *testing.T) {
 		{"enroll bad role", []string{"enroll", "--controller", "h:1", "--token-file", "t",
 			"--ca-file", "c", "--state-dir", empty, "--role", "router"}, errUsage, "",
 			"--role must be host or collector"},
+		{"run bad role", []string{"run", "--state-dir", empty, "--role", "scanner"}, errUsage,
+			"", `--role must be host or collector, not "scanner"`},
+		{"run collector not enrolled", []string{"run", "--state-dir", empty, "--role",
+			"collector"}, errAny, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,8 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/wardsec/ward/agent/internal/client"
+	"github.com/wardsec/ward/agent/internal/discovery"
 	"github.com/wardsec/ward/agent/internal/hostinfo"
 	"github.com/wardsec/ward/agent/internal/spool"
 	"github.com/wardsec/ward/agent/internal/state"
@@ -27,6 +33,9 @@ type Config struct {
 	HostRoot string
 	// SpoolMaxBytes bounds the spool; zero means spool.DefaultMaxBytes.
 	SpoolMaxBytes int64
+	// Roles overrides the roles recorded at enrollment when set ("host", "collector").
+	// With "collector", the agent also runs discovery (see package discovery).
+	Roles []string
 	// Log receives everything the agent logs. Required.
 	Log *slog.Logger
 }
@@ -76,7 +85,24 @@ func Run(ctx context.Context, cfg Config) error {
 		logkey.Identity, st.Info.ID().String(), logkey.Addr, addr,
 		logkey.Serial, st.Cert.Leaf.SerialNumber.Text(16),
 		logkey.NotAfter, st.Cert.Leaf.NotAfter.UTC(), "spool", spoolSummary(sp.State()))
-	if err := c.Run(ctx); err != nil {
+	roles := st.Info.Roles
+	if len(cfg.Roles) > 0 {
+		roles = cfg.Roles
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return c.Run(gctx) })
+	if slices.Contains(roles, "collector") {
+		col, err := discovery.New(discovery.Config{
+			SitePath: filepath.Join(string(cfg.Dir), discovery.ConfigFile), Sink: c,
+			Privileged: os.Geteuid() == 0, Log: cfg.Log.With("component", "collector"),
+		})
+		if err != nil {
+			return err
+		}
+		cfg.Log.Info("collector role enabled", logkey.Path, discovery.ConfigFile)
+		g.Go(func() error { return col.Run(gctx) })
+	}
+	if err := g.Wait(); err != nil {
 		return err
 	}
 	cfg.Log.Info("agent stopped")
