@@ -3,21 +3,21 @@ module github.com/wardsec/ward/agent
 go 1.26.7
 
 require (
+	github.com/Ullaakut/nmap/v3 v3.0.6
+	github.com/google/gopacket v1.1.19
+	github.com/gosnmp/gosnmp v1.47.0
 	github.com/wardsec/ward/pkg v0.0.0
 	github.com/wardsec/ward/proto v0.0.0
 	go.uber.org/goleak v1.3.0
 	golang.org/x/sync v0.25.0
+	golang.org/x/sys v0.48.0
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
 )
 
 require (
-	github.com/Ullaakut/nmap/v3 v3.0.6 // indirect
-	github.com/google/gopacket v1.1.19 // indirect
-	github.com/gosnmp/gosnmp v1.47.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/net v0.60.0 // indirect
-	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
 )

@@ -147,7 +147,7 @@ func (s *Server) buildServices(authority *ca.CA, policy *ca.PolicyKey, az *authz
 		return err
 	}
 	admin := adminapi.New(adminapi.Config{Store: s.store, CA: authority, Log: s.log,
-		Streams: s.agents, Clock: s.cfg.Clock})
+		Streams: s.agents, Clock: s.cfg.Clock, Recorder: s.evidence.log})
 
 	s.grpc = grpc.NewServer(s.grpcOptions(authority, az, cert)...)
 	s.health = health.NewServer()
