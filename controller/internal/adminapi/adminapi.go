@@ -24,6 +24,7 @@ import (
 
 	"github.com/wardsec/ward/controller/internal/authz"
 	"github.com/wardsec/ward/controller/internal/ca"
+	"github.com/wardsec/ward/controller/internal/evidence"
 	"github.com/wardsec/ward/controller/internal/store"
 	"github.com/wardsec/ward/pkg/logkey"
 	wardv1 "github.com/wardsec/ward/proto/ward/v1"
@@ -47,17 +48,21 @@ type Config struct {
 	Streams StreamCloser
 	// Clock returns the current time; nil means time.Now.
 	Clock func() time.Time
+	// Recorder records every change in the tenant's evidence log before the call is
+	// acknowledged; nil records nothing.
+	Recorder evidence.Recorder
 }
 
 // Server implements wardv1.AdminServiceServer. It is safe for concurrent use.
 type Server struct {
 	wardv1.UnimplementedAdminServiceServer
 
-	store   store.Store
-	ca      *ca.CA
-	log     *slog.Logger
-	streams StreamCloser
-	clock   func() time.Time
+	store    store.Store
+	ca       *ca.CA
+	log      *slog.Logger
+	streams  StreamCloser
+	clock    func() time.Time
+	recorder evidence.Recorder
 }
 
 var _ wardv1.AdminServiceServer = (*Server)(nil)
@@ -79,8 +84,11 @@ func New(cfg Config) *Server {
 	if cfg.Streams == nil {
 		cfg.Streams = noStreams{}
 	}
+	if cfg.Recorder == nil {
+		cfg.Recorder = evidence.Discard
+	}
 	return &Server{store: cfg.Store, ca: cfg.CA, log: cfg.Log, streams: cfg.Streams,
-		clock: cfg.Clock}
+		clock: cfg.Clock, recorder: cfg.Recorder}
 }
 
 type noStreams struct{}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/wardsec/ward/controller/internal/evidence"
 	"github.com/wardsec/ward/controller/internal/store"
 	"github.com/wardsec/ward/pkg/identity"
 	"github.com/wardsec/ward/pkg/logkey"
@@ -84,6 +85,10 @@ func (s *Server) RevokeAgent(ctx context.Context, req *wardv1.RevokeAgentRequest
 		return nil, s.internal(ctx, "revoke agent", err)
 	}
 	s.streams.CloseAgent(a.ID)
+	if err := s.record(ctx, sc, a.Tenant, evidence.TypeAgentRevoked, a.ID,
+		map[string]any{"reason": a.RevokeReason, "hostname": a.Host.Hostname}); err != nil {
+		return nil, err
+	}
 	s.log.Info("agent revoked", logkey.Agent, a.ID, logkey.Tenant, a.Tenant,
 		logkey.Operator, sc.name(), logkey.Reason, a.RevokeReason)
 	return &wardv1.RevokeAgentResponse{Agent: agentProto(a)}, nil

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/wardsec/ward/controller/internal/ca"
+	"github.com/wardsec/ward/controller/internal/evidence"
 	"github.com/wardsec/ward/controller/internal/store"
 	"github.com/wardsec/ward/pkg/identity"
 	"github.com/wardsec/ward/pkg/logkey"
@@ -54,6 +55,11 @@ func (s *Server) CreateOperator(ctx context.Context, req *wardv1.CreateOperatorR
 		return nil, s.internal(ctx, "sign operator", err)
 	}
 
+	if err := s.recordOperator(ctx, sc, op.Tenants, evidence.TypeOperatorCreated, op.Name,
+		map[string]any{"role": string(op.Role), "tenants": op.Tenants,
+			"serial": leaf.SerialNumber.Text(16), "not_after": leaf.NotAfter}); err != nil {
+		return nil, err
+	}
 	s.log.Info("operator created", logkey.Operator, op.Name, "role", string(op.Role),
 		"by", sc.name(), logkey.Serial, leaf.SerialNumber.Text(16), logkey.NotAfter,
 		leaf.NotAfter)
@@ -173,6 +179,10 @@ func (s *Server) RevokeOperator(ctx context.Context, req *wardv1.RevokeOperatorR
 	}
 	if err != nil {
 		return nil, s.internal(ctx, "revoke operator", err)
+	}
+	if err := s.recordOperator(ctx, sc, op.Tenants, evidence.TypeOperatorRevoked, op.Name,
+		map[string]any{"role": string(op.Role)}); err != nil {
+		return nil, err
 	}
 	s.log.Info("operator revoked", logkey.Operator, op.Name, "by", sc.name())
 	return &wardv1.RevokeOperatorResponse{Operator: operatorProto(op)}, nil

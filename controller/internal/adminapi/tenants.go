@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/wardsec/ward/controller/internal/evidence"
 	"github.com/wardsec/ward/controller/internal/store"
 	"github.com/wardsec/ward/pkg/identity"
 	"github.com/wardsec/ward/pkg/logkey"
@@ -46,6 +47,10 @@ func (s *Server) CreateTenant(ctx context.Context, req *wardv1.CreateTenantReque
 	}
 	if err != nil {
 		return nil, s.internal(ctx, "create tenant", err)
+	}
+	if err := s.record(ctx, sc, t.ID, evidence.TypeTenantCreated, t.ID,
+		map[string]any{"display_name": t.DisplayName}); err != nil {
+		return nil, err
 	}
 	s.log.Info("tenant created", logkey.Tenant, t.ID, logkey.Operator, sc.name())
 	return &wardv1.CreateTenantResponse{Tenant: tenantProto(t)}, nil

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wardsec/ward/controller/internal/evidence"
 	"github.com/wardsec/ward/controller/internal/store"
 	"github.com/wardsec/ward/pkg/identity"
 	"github.com/wardsec/ward/pkg/logkey"
@@ -52,6 +53,11 @@ func (s *Server) CreateToken(ctx context.Context, req *wardv1.CreateTokenRequest
 
 	secret, err := s.issue(ctx, &tok, sc.name())
 	if err != nil {
+		return nil, err
+	}
+	if err := s.record(ctx, sc, tok.Tenant, evidence.TypeTokenCreated, tok.ID,
+		map[string]any{"expires_at": tok.ExpiresAt, "uses": tok.UsesLeft,
+			"cidr": cidrText(tok), "tier": tok.Tier}); err != nil {
 		return nil, err
 	}
 	s.log.Info("token created", logkey.TokenID, tok.ID, logkey.Tenant, tok.Tenant,
@@ -171,6 +177,10 @@ func (s *Server) RevokeToken(ctx context.Context, req *wardv1.RevokeTokenRequest
 	}
 	if err != nil {
 		return nil, s.internal(ctx, "revoke token", err)
+	}
+	if err := s.record(ctx, sc, tok.Tenant, evidence.TypeTokenRevoked, tok.ID,
+		nil); err != nil {
+		return nil, err
 	}
 	s.log.Info("token revoked", logkey.TokenID, tok.ID, logkey.Tenant, tok.Tenant,
 		logkey.Operator, sc.name())
