@@ -88,6 +88,12 @@ type Config struct {
 	// DefaultStoreGCInterval.
 	StoreGCInterval time.Duration
 
+	// WebhookURL is where escalated incidents are posted (package escalation); empty
+	// posts nothing (incidents still turn escalated). WebhookSecretFile holds the HMAC
+	// key shared with the receiver (at least 16 bytes); required with WebhookURL.
+	WebhookURL        string
+	WebhookSecretFile string
+
 	// CheckpointEvery and CheckpointInterval say how often each tenant's evidence log is
 	// checkpointed: every so many records or so long, whichever comes first; zero means
 	// the evidence package's defaults (1000 records, 60 s).

@@ -32,6 +32,7 @@ import (
 	"github.com/wardsec/ward/controller/internal/install"
 	"github.com/wardsec/ward/controller/internal/metrics"
 	"github.com/wardsec/ward/controller/internal/presence"
+	"github.com/wardsec/ward/controller/internal/remediation"
 	"github.com/wardsec/ward/controller/internal/store"
 	"github.com/wardsec/ward/controller/internal/store/badger"
 	"github.com/wardsec/ward/pkg/logkey"
@@ -50,11 +51,12 @@ type Server struct {
 	db    *badger.Store // the store; closed last
 	store store.Store   // db, instrumented
 
-	grpc     *grpc.Server
-	health   *health.Server
-	agents   *agentapi.Server
-	presence *presence.Sweeper
-	http     *http.Server
+	grpc        *grpc.Server
+	health      *health.Server
+	agents      *agentapi.Server
+	presence    *presence.Sweeper
+	remediation remediationParts
+	http        *http.Server
 
 	lis        net.Listener // gRPC
 	metricsLis net.Listener // HTTP
@@ -127,16 +129,20 @@ func (s *Server) buildServices(authority *ca.CA, policy *ca.PolicyKey, az *authz
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
+	hooks := &remediation.Observer{} // its engine is set by buildRemediation
 	s.agents, err = agentapi.New(agentapi.Config{
 		Store: s.store, CA: authority, RootsDER: authority.RootsDER(),
 		TrustDomain: s.inst.TrustDomain, HeartbeatInterval: s.cfg.HeartbeatInterval,
 		CertTTL: s.cfg.CertTTL, MaxMessageBytes: s.cfg.MaxRecvMsgBytes,
 		MessageRate: s.cfg.MessageRate, MessageBurst: s.cfg.MessageBurst,
 		RevocationScan: s.cfg.RevocationScan, Commands: commandOwners{st: s.db},
-		Metrics: s.metrics, Log: s.log, Clock: s.cfg.Clock,
+		Observer: hooks, Metrics: s.metrics, Log: s.log, Clock: s.cfg.Clock,
 	})
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
+	}
+	if err := s.buildRemediation(policy, hooks); err != nil {
+		return err
 	}
 	s.presence, err = presence.New(presence.Config{Store: s.store,
 		Interval: s.cfg.HeartbeatInterval, Log: s.log, Clock: s.cfg.Clock})
@@ -155,6 +161,7 @@ func (s *Server) buildServices(authority *ca.CA, policy *ca.PolicyKey, az *authz
 	s.agents.Register(s.grpc)
 	s.evidence.register(s.grpc)
 	wardv1.RegisterAdminServiceServer(s.grpc, admin)
+	s.remediation.api.Register(s.grpc)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 
@@ -232,6 +239,7 @@ func (s *Server) Run(ctx context.Context) error {
 	g.Go(func() error { return s.agents.Run(gctx) })
 	g.Go(func() error { return s.presence.Run(gctx) })
 	g.Go(func() error { return s.evidence.checkpointer.Run(gctx) })
+	g.Go(func() error { return s.remediation.run(gctx) })
 	g.Go(func() error { return s.db.RunGC(gctx, s.cfg.StoreGCInterval) })
 	g.Go(func() error {
 		<-gctx.Done()
