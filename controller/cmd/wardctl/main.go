@@ -82,6 +82,8 @@ func (a *app) rootCommand() *cobra.Command {
 	root.AddCommand(a.tenantCommand(), a.tokenCommand(), a.agentCommand(),
 		a.operatorCommand())
 	root.AddCommand(a.evidenceCommand())
+	root.AddCommand(a.baselineCommand(), a.checkCommand(), a.incidentCommand(),
+		a.runbookCommand())
 	return root
 }
 
