@@ -11,6 +11,7 @@ import (
 	"github.com/wardsec/ward/controller/internal/baselines"
 	"github.com/wardsec/ward/controller/internal/ca"
 	"github.com/wardsec/ward/controller/internal/escalation"
+	"github.com/wardsec/ward/controller/internal/evidence"
 	"github.com/wardsec/ward/controller/internal/remediation"
 	"github.com/wardsec/ward/controller/internal/remediationapi"
 )
@@ -25,14 +26,16 @@ type remediationParts struct {
 	api       *remediationapi.Server
 }
 
-// buildRemediation assembles the remediation loop and points hooks (the agent streams'
-// observer) at its engine. s.agents must exist.
-func (s *Server) buildRemediation(policy *ca.PolicyKey, hooks *remediation.Observer) error {
+// buildRemediation assembles the remediation loop, recording its decisions in log, and
+// points hooks (the agent streams' observer) at its engine. s.agents must exist.
+func (s *Server) buildRemediation(policy *ca.PolicyKey, hooks *remediation.Observer,
+	log evidence.Recorder) error {
 	send := streamSender{streams: s.agents}
+	rec := remediation.EvidenceRecorder{Log: log}
 	var err error
 	p := &s.remediation
 	p.baselines, err = baselines.New(baselines.Config{Store: s.db, Signer: policy,
-		Sender: send, Log: s.log, Clock: s.cfg.Clock})
+		Sender: send, Recorder: rec, Log: s.log, Clock: s.cfg.Clock})
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
@@ -50,7 +53,7 @@ func (s *Server) buildRemediation(policy *ca.PolicyKey, hooks *remediation.Obser
 		esc = p.notifier
 	}
 	p.engine, err = remediation.New(remediation.Config{Store: s.db, Catalog: p.baselines,
-		Signer: policy, Sender: send, Escalator: esc,
+		Signer: policy, Sender: send, Recorder: rec, Escalator: esc,
 		OfflineAfter: 10 * s.cfg.HeartbeatInterval, Log: s.log, Clock: s.cfg.Clock})
 	if err != nil {
 		return fmt.Errorf("server: %w", err)

@@ -141,15 +141,15 @@ func (s *Server) buildServices(authority *ca.CA, policy *ca.PolicyKey, az *authz
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
-	if err := s.buildRemediation(policy, hooks); err != nil {
-		return err
-	}
 	s.presence, err = presence.New(presence.Config{Store: s.store,
 		Interval: s.cfg.HeartbeatInterval, Log: s.log, Clock: s.cfg.Clock})
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
 	if s.evidence, err = s.buildEvidence(authority); err != nil {
+		return err
+	}
+	if err := s.buildRemediation(policy, hooks, s.evidence.log); err != nil {
 		return err
 	}
 	admin := adminapi.New(adminapi.Config{Store: s.store, CA: authority, Log: s.log,
