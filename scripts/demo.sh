@@ -152,4 +152,31 @@ kill "$controller_pid"
 note "STORED equals ACKED SEQ and no number in the range is ABSENT: every heartbeat,"
 note "including those spooled during the crash, was stored exactly once."
 
+say "9. Evidence: export the clinic's bundle, verify it offline, then change one byte"
+start_controller
+"$bin/wardctl" evidence list --tenant clinic-a --limit 8
+"$bin/wardctl" evidence export --tenant clinic-a -o "$work/clinic-a.tar.gz"
+"$bin/wardctl" evidence verify "$work/clinic-a.tar.gz" --ca "$data/ca.pem"
+mkdir "$work/bundle"
+tar -xzf "$work/clinic-a.tar.gz" -C "$work/bundle"
+note "the outer check needs no Ward tooling, only openssl:"
+(cd "$work/bundle" &&
+	openssl dgst -sha256 -verify evidence-pub.pem -signature manifest.sig manifest.json)
+python3 - "$work/bundle/records.jsonl" <<'PY'
+import sys
+path = sys.argv[1]
+lines = open(path, 'rb').read().split(b'\n')
+i = lines[1].index(b'"subject":"') + len(b'"subject":"')
+lines[1] = lines[1][:i] + bytes([lines[1][i] ^ 1]) + lines[1][i + 1:]
+open(path, 'wb').write(b'\n'.join(lines))
+print("   changed one byte in the subject of record 2")
+PY
+(cd "$work/bundle" && tar -czf "$work/tampered.tar.gz" README.txt manifest.json manifest.sig \
+	evidence-pub.pem evidence-chain.pem checkpoints.jsonl witnesses.jsonl records.jsonl)
+if "$bin/wardctl" evidence verify "$work/tampered.tar.gz" --ca "$data/ca.pem"; then
+	echo "the changed bundle verified: tampering went unnoticed" >&2
+	exit 1
+fi
+note "the verifier names the changed record and exits non-zero"
+
 say "Done. The throwaway installation in $work is removed now."
