@@ -3,7 +3,10 @@ package classify
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // threshold is the score a non-clinical type needs before its level wins. Clinical
@@ -16,7 +19,14 @@ type Classifier struct {
 	vendors *Vendors
 	text    *matcher
 	vendor  *matcher
+	// vendorHits caches the keywords found in each vendor name (string -> []*keyword):
+	// a network has few vendors and many hosts.
+	vendorHits sync.Map
+	cached     atomic.Int32 // entries in vendorHits, capped at maxCachedVendors
 }
+
+// maxCachedVendors bounds the vendor cache: vendor names may come from the network.
+const maxCachedVendors = 4096
 
 // New returns a Classifier that looks MAC prefixes up in vendors; nil vendors means the
 // embedded fallback table.
@@ -91,7 +101,7 @@ func (c *Classifier) Classify(h *Host) Result {
 
 // gather collects every piece of evidence about h.
 func (c *Classifier) gather(h *Host) evidence {
-	e := evidence{os: gatherOS(h)}
+	e := evidence{os: gatherOS(h), findings: make([]finding, 0, 8)}
 
 	c.gatherVendor(h, &e)
 	gatherSNMP(h, &e)
@@ -99,9 +109,10 @@ func (c *Classifier) gather(h *Host) evidence {
 	gatherServices(h, &e)
 
 	var text corpus
+	text.grow(h)
 	fillCorpus(h, &text)
 	c.text.find(&text, func(m hit) {
-		e.add(m.kw.typ, m.kw.weight, fmt.Sprintf("%s names %q", m.where, m.text))
+		e.add(m.kw.typ, m.kw.weight, m.where+" names "+strconv.Quote(m.text))
 		if m.kw.word == "hl7" || m.kw.word == "mllp" {
 			e.findings[len(e.findings)-1].generic = true
 		}
@@ -123,16 +134,33 @@ func (c *Classifier) gatherVendor(h *Host, e *evidence) {
 		}
 	}
 
-	prefix := FormatPrefix(h.MAC)
+	kws := c.vendorKeywords(e.vendor)
+	if len(kws) == 0 {
+		return
+	}
+	what := "the MAC vendor is " + e.vendor
+	if prefix := FormatPrefix(h.MAC); prefix != "" {
+		what = "MAC prefix " + prefix + " belongs to " + e.vendor
+	}
+	for _, kw := range kws {
+		e.add(kw.typ, kw.weight, what)
+	}
+}
+
+// vendorKeywords returns the vendor keywords found in name, from the cache when it can.
+func (c *Classifier) vendorKeywords(name string) []*keyword {
+	if v, ok := c.vendorHits.Load(name); ok {
+		return v.([]*keyword)
+	}
 	var vc corpus
-	vc.add("vendor", e.vendor)
-	c.vendor.find(&vc, func(m hit) {
-		what := fmt.Sprintf("the MAC vendor is %s", e.vendor)
-		if prefix != "" {
-			what = fmt.Sprintf("MAC prefix %s belongs to %s", prefix, e.vendor)
-		}
-		e.add(m.kw.typ, m.kw.weight, what)
-	})
+	vc.add("vendor", nil, name)
+	var kws []*keyword
+	c.vendor.find(&vc, func(m hit) { kws = append(kws, m.kw) })
+	if c.cached.Load() < maxCachedVendors {
+		c.cached.Add(1)
+		c.vendorHits.Store(name, kws)
+	}
+	return kws
 }
 
 func gatherSNMP(h *Host, e *evidence) {
@@ -171,58 +199,57 @@ func gatherFingerprint(h *Host, e *evidence) {
 func gatherServices(h *Host, e *evidence) {
 	for i := range h.Services {
 		s := &h.Services[i]
-		port := portName(s)
-		gatherClinicalPort(s, port, e)
-		gatherRole(s, port, e)
+		gatherClinicalPort(s, e)
+		gatherRole(s, e)
 		if !e.os.generalPurpose {
-			gatherAppliancePort(s, port, e)
+			gatherAppliancePort(s, e)
 		}
 	}
 }
 
-func gatherClinicalPort(s *Service, port string, e *evidence) {
+func gatherClinicalPort(s *Service, e *evidence) {
 	for _, sc := range s.Scripts {
 		if sc.ID == "dicom-ping" && containsFold(sc.Output, "dicom service provider") {
-			e.add(sigDICOM, 0.95, fmt.Sprintf("port %s answered as DICOM (dicom-ping)", port))
+			e.add(sigDICOM, 0.95, fmt.Sprintf("port %s answered as DICOM (dicom-ping)", portName(s)))
 			return
 		}
 	}
 	name := strings.ToLower(s.Name)
 	switch {
 	case name == "dicom" && s.Product != "":
-		e.add(sigDICOM, 0.9, fmt.Sprintf("port %s answered as DICOM (%s)", port, s.Product))
+		e.add(sigDICOM, 0.9, fmt.Sprintf("port %s answered as DICOM (%s)", portName(s), s.Product))
 	case name == "dicom" && s.Port != 11112:
-		e.add(sigDICOM, 0.85, fmt.Sprintf("port %s answered as DICOM", port))
+		e.add(sigDICOM, 0.85, fmt.Sprintf("port %s answered as DICOM", portName(s)))
 	case s.Port == 104 || s.Port == 11112:
-		e.add(sigDICOM, 0.6, fmt.Sprintf("port %s, the DICOM port, is open", port))
+		e.add(sigDICOM, 0.6, fmt.Sprintf("port %s, the DICOM portName(s), is open", portName(s)))
 	case name == "hl7-mlp" || name == "hl7-mllp":
 		e.findings = append(e.findings, finding{HL7InterfaceEngine, 0.9,
-			fmt.Sprintf("port %s answered as HL7 over MLLP", port), true})
+			fmt.Sprintf("port %s answered as HL7 over MLLP", portName(s)), true})
 	case s.Port == 2575:
 		e.findings = append(e.findings, finding{HL7InterfaceEngine, 0.7,
-			fmt.Sprintf("port %s, the HL7 MLLP port, is open", port), true})
+			fmt.Sprintf("port %s, the HL7 MLLP portName(s), is open", portName(s)), true})
 	}
 }
 
-func gatherAppliancePort(s *Service, port string, e *evidence) {
+func gatherAppliancePort(s *Service, e *evidence) {
 	name := strings.ToLower(s.Name)
 	switch {
 	case name == "jetdirect" || s.Port == 9100 && name == "":
-		e.add(Printer, 0.55, fmt.Sprintf("port %s (raw printing) is open", port))
+		e.add(Printer, 0.55, fmt.Sprintf("port %s (raw printing) is open", portName(s)))
 	case name == "printer" || name == "ipp":
-		e.add(Printer, 0.35, fmt.Sprintf("port %s (%s printing) is open", port, name))
+		e.add(Printer, 0.35, fmt.Sprintf("port %s (%s printing) is open", portName(s), name))
 	case name == "sip" || name == "sip-tls":
-		e.add(IPPhone, 0.45, fmt.Sprintf("port %s (SIP) is open", port))
+		e.add(IPPhone, 0.45, fmt.Sprintf("port %s (SIP) is open", portName(s)))
 	case name == "rtsp" && s.Port == 554:
-		e.add(IPCamera, 0.45, fmt.Sprintf("port %s (RTSP video) is open", port))
+		e.add(IPCamera, 0.45, fmt.Sprintf("port %s (RTSP video) is open", portName(s)))
 	case name == "afp" || name == "nfs" || name == "iscsi":
-		e.add(NASStorage, 0.35, fmt.Sprintf("port %s (%s file sharing) is open", port, name))
+		e.add(NASStorage, 0.35, fmt.Sprintf("port %s (%s file sharing) is open", portName(s), name))
 	case name == "vmware-auth":
-		e.add(Hypervisor, 0.85, fmt.Sprintf("port %s answered as VMware's host agent", port))
+		e.add(Hypervisor, 0.85, fmt.Sprintf("port %s answered as VMware's host agent", portName(s)))
 	case name == "isakmp" || name == "nat-t-ike" || name == "openvpn" || name == "pptp":
-		e.add(VPNGateway, 0.35, fmt.Sprintf("port %s (%s VPN) is open", port, name))
+		e.add(VPNGateway, 0.35, fmt.Sprintf("port %s (%s VPN) is open", portName(s), name))
 	case name == "bgp":
-		e.add(Router, 0.45, fmt.Sprintf("port %s (BGP) is open", port))
+		e.add(Router, 0.45, fmt.Sprintf("port %s (BGP) is open", portName(s)))
 	}
 }
 
@@ -230,23 +257,20 @@ func gatherAppliancePort(s *Service, port string, e *evidence) {
 func fillCorpus(h *Host, c *corpus) {
 	for i := range h.Services {
 		s := &h.Services[i]
-		port := portName(s)
-		if s.Product != "" || s.ExtraInfo != "" {
-			c.add("version detection on "+port,
-				strings.TrimSpace(s.Product+" "+s.Version+" "+s.ExtraInfo))
-		}
-		c.add("device type reported on "+port, s.DeviceType)
+		c.add("version detection", s, s.Product)
+		c.add("version detection", s, s.ExtraInfo)
+		c.add("device type reported", s, s.DeviceType)
 		for _, sc := range s.Scripts {
-			c.add(sc.ID+" on "+port, sc.Output)
+			c.add(sc.ID, s, sc.Output)
 		}
 	}
 	for _, sc := range h.Scripts {
-		c.add(sc.ID, sc.Output)
+		c.add(sc.ID, nil, sc.Output)
 	}
 	if len(h.OS) > 0 {
-		c.add("the OS fingerprint", h.OS[0].Name)
+		c.add("the OS fingerprint", nil, h.OS[0].Name)
 	}
-	c.add("SNMP sysDescr", h.SysDescr)
+	c.add("SNMP sysDescr", nil, h.SysDescr)
 	if len(h.Attributes) > 0 {
 		keys := make([]string, 0, len(h.Attributes))
 		for k := range h.Attributes {
@@ -254,7 +278,7 @@ func fillCorpus(h *Host, c *corpus) {
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			c.add("attribute "+k, h.Attributes[k])
+			c.add("attribute "+k, nil, h.Attributes[k])
 		}
 	}
 }
@@ -277,12 +301,12 @@ var desktopServices = map[string]bool{
 var winRMPorts = map[int]bool{5985: true, 5986: true, 47001: true}
 
 // gatherRole takes the evidence for a server role from one port.
-func gatherRole(s *Service, port string, e *evidence) {
+func gatherRole(s *Service, e *evidence) {
 	name := strings.ToLower(s.Name)
 	if !desktopServices[name] {
 		e.notable++
 		if e.notableWhat == "" {
-			e.notableWhat = name + " on " + port
+			e.notableWhat = name + " on " + portName(s)
 		}
 	}
 
@@ -306,7 +330,7 @@ func gatherRole(s *Service, port string, e *evidence) {
 		if s.Product != "" {
 			w = 0.85
 		}
-		e.add(DatabaseServer, w, fmt.Sprintf("%s listens on %s", what, port))
+		e.add(DatabaseServer, w, fmt.Sprintf("%s listens on %s", what, portName(s)))
 		return
 	}
 
@@ -317,8 +341,8 @@ func gatherRole(s *Service, port string, e *evidence) {
 		return
 	case s.Product != "":
 		e.add(WebServer, 0.75, fmt.Sprintf("%s serves the web on %s",
-			strings.TrimSpace(s.Product+" "+s.Version), port))
+			strings.TrimSpace(s.Product+" "+s.Version), portName(s)))
 	default:
-		e.add(WebServer, 0.6, fmt.Sprintf("a web server answers on %s", port))
+		e.add(WebServer, 0.6, fmt.Sprintf("a web server answers on %s", portName(s)))
 	}
 }

@@ -165,3 +165,17 @@ func checkInvariants(t *testing.T, name string, r classify.Result) {
 			r.Enrollment)
 	}
 }
+
+// BenchmarkClassifyParallel measures throughput with every core classifying.
+func BenchmarkClassifyParallel(b *testing.B) {
+	corpus := loadCorpus(b)
+	c := classify.New(classify.FallbackVendors())
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for i := 0; pb.Next(); i++ {
+			_ = c.Classify(&corpus[i%len(corpus)].host)
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "hosts/s")
+}

@@ -20,6 +20,32 @@ type score struct {
 	findings []finding
 }
 
+// scoreSet holds the scores of the few types a host has evidence for.
+type scoreSet struct {
+	types  []Type
+	scores []score
+}
+
+// get returns t's score, or nil when there is no evidence for t.
+func (ss *scoreSet) get(t Type) *score {
+	for i, x := range ss.types {
+		if x == t {
+			return &ss.scores[i]
+		}
+	}
+	return nil
+}
+
+// of returns t's score, adding an empty one when needed.
+func (ss *scoreSet) of(t Type) *score {
+	if s := ss.get(t); s != nil {
+		return s
+	}
+	ss.types = append(ss.types, t)
+	ss.scores = append(ss.scores, score{})
+	return &ss.scores[len(ss.scores)-1]
+}
+
 func (s *score) add(f finding) {
 	s.value = 1 - (1-s.value)*(1-f.weight)
 	s.findings = append(s.findings, f)
@@ -31,21 +57,13 @@ var applianceOrder = []Type{Firewall, VPNGateway, Router, NetworkSwitch, Wireles
 
 // decide applies the precedence: clinical, appliance, directory, role, OS, unknown.
 func decide(e *evidence) decision {
-	scores := make(map[Type]*score, 8)
+	scores := scoreSet{}
 	for _, f := range e.findings {
-		s := scores[f.typ]
-		if s == nil {
-			s = &score{}
-			scores[f.typ] = s
-		}
-		s.add(f)
+		scores.of(f.typ).add(f)
 	}
 
-	steps := []func(*evidence, map[Type]*score) (decision, bool){
-		decideClinical, decideAppliance, decideDirectory, decideRole, decideOS,
-	}
 	for _, step := range steps {
-		if d, ok := step(e, scores); ok {
+		if d, ok := step(e, &scores); ok {
 			d.reasons = append(d.reasons, outranked(e, d.typ)...)
 			return d
 		}
@@ -53,10 +71,15 @@ func decide(e *evidence) decision {
 	return decideUnknown(e)
 }
 
+// steps are the levels of the precedence, most specific first.
+var steps = []func(*evidence, *scoreSet) (decision, bool){
+	decideClinical, decideAppliance, decideDirectory, decideRole, decideOS,
+}
+
 // decideClinical turns any clinical evidence into a clinical type.
-func decideClinical(e *evidence, scores map[Type]*score) (decision, bool) {
+func decideClinical(e *evidence, scores *scoreSet) (decision, bool) {
 	get := func(t Type) *score {
-		if s := scores[t]; s != nil {
+		if s := scores.get(t); s != nil {
 			return s
 		}
 		return &score{}
@@ -105,8 +128,8 @@ func decideClinical(e *evidence, scores map[Type]*score) (decision, bool) {
 }
 
 // decideAppliance picks the strongest appliance evidence above the threshold.
-func decideAppliance(e *evidence, scores map[Type]*score) (decision, bool) {
-	strong := func(t Type) bool { return scores[t] != nil && scores[t].value >= threshold }
+func decideAppliance(e *evidence, scores *scoreSet) (decision, bool) {
+	strong := func(t Type) bool { return scores.get(t) != nil && scores.get(t).value >= threshold }
 
 	var best, second Type
 	for _, t := range applianceOrder {
@@ -117,9 +140,9 @@ func decideAppliance(e *evidence, scores map[Type]*score) (decision, bool) {
 			continue // a firewall or router terminating VPNs keeps its own type
 		}
 		switch {
-		case best == "" || scores[t].value > scores[best].value:
+		case best == "" || scores.get(t).value > scores.get(best).value:
 			best, second = t, best
-		case second == "" || scores[t].value > scores[second].value:
+		case second == "" || scores.get(t).value > scores.get(second).value:
 			second = t
 		}
 	}
@@ -127,16 +150,16 @@ func decideAppliance(e *evidence, scores map[Type]*score) (decision, bool) {
 		return decision{}, false
 	}
 
-	conf := scores[best].value
+	conf := scores.get(best).value
 	if second != "" {
-		conf *= 1 - scores[second].value/2
+		conf *= 1 - scores.get(second).value/2
 	}
-	return decision{typ: best, confidence: conf, reasons: reasonsOf(scores[best].findings)},
+	return decision{typ: best, confidence: conf, reasons: reasonsOf(scores.get(best).findings)},
 		true
 }
 
 // decideDirectory finds a Windows host serving Kerberos and LDAP.
-func decideDirectory(e *evidence, _ map[Type]*score) (decision, bool) {
+func decideDirectory(e *evidence, _ *scoreSet) (decision, bool) {
 	if !e.kerberos || !e.ldap {
 		return decision{}, false
 	}
@@ -155,12 +178,12 @@ func decideDirectory(e *evidence, _ map[Type]*score) (decision, bool) {
 }
 
 // decideRole finds a server whose listening services show its role.
-func decideRole(e *evidence, scores map[Type]*score) (decision, bool) {
-	if s := scores[DatabaseServer]; s != nil {
+func decideRole(e *evidence, scores *scoreSet) (decision, bool) {
+	if s := scores.get(DatabaseServer); s != nil {
 		return decision{typ: DatabaseServer, confidence: s.value,
 			reasons: reasonsOf(s.findings)}, true
 	}
-	s := scores[WebServer]
+	s := scores.get(WebServer)
 	if s == nil || !serverOS(e) {
 		return decision{}, false
 	}
@@ -170,7 +193,7 @@ func decideRole(e *evidence, scores map[Type]*score) (decision, bool) {
 }
 
 // decideOS falls back on the operating system.
-func decideOS(e *evidence, _ map[Type]*score) (decision, bool) {
+func decideOS(e *evidence, _ *scoreSet) (decision, bool) {
 	o := &e.os
 	if o.family == osUnknown || o.weight < 0.3 {
 		return decision{}, false

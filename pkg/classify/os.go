@@ -2,6 +2,7 @@ package classify
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -50,15 +51,21 @@ func (o *osInfo) consider(f osFamily, w float64, reason string) {
 	}
 }
 
+// clientEditions are Windows client editions.
+var clientEditions = []string{"windows 10", "windows 11", "windows 7", "windows 8",
+	"windows xp", "windows vista"}
+
 // considerEdition records a server or client edition named in text.
 func (o *osInfo) considerEdition(text, where string) {
 	if o.edition != editionUnknown {
 		return
 	}
+	if !containsFold(text, "windows") {
+		return
+	}
 	server := containsFold(text, "windows server") || containsFold(text, "server 20")
 	client := false
-	for _, w := range []string{"windows 10", "windows 11", "windows 7", "windows 8",
-		"windows xp", "windows vista"} {
+	for _, w := range clientEditions {
 		if containsFold(text, w) {
 			client = true
 		}
@@ -71,27 +78,32 @@ func (o *osInfo) considerEdition(text, where string) {
 	}
 }
 
+// familyWords maps words in free text (a fingerprint name, a banner) to OS families,
+// checked in order.
+var familyWords = []struct {
+	word   string
+	family osFamily
+}{
+	{"windows", osWindows},
+	{"mac os", osMac}, {"macos", osMac}, {"os x", osMac}, {"darwin", osMac},
+	{"ios", osMobile}, {"android", osMobile},
+	{"linux", osLinux}, {"ubuntu", osLinux}, {"debian", osLinux}, {"centos", osLinux},
+	{"red hat", osLinux}, {"rhel", osLinux}, {"rocky", osLinux}, {"almalinux", osLinux},
+	{"suse", osLinux}, {"fedora", osLinux}, {"alpine", osLinux},
+	{"freebsd", osUnix}, {"openbsd", osUnix}, {"netbsd", osUnix}, {"solaris", osUnix},
+	{"aix", osUnix}, {"unix", osUnix},
+}
+
 // familyOf guesses an OS family from free text such as a fingerprint name.
 func familyOf(text string) osFamily {
-	switch {
-	case containsFold(text, "windows"):
-		return osWindows
-	case containsFold(text, "mac os"), containsFold(text, "macos"),
-		containsFold(text, "os x"), containsFold(text, "darwin"):
-		return osMac
-	case containsFold(text, "ios"), containsFold(text, "android"):
-		return osMobile
-	case containsFold(text, "linux"), containsFold(text, "ubuntu"),
-		containsFold(text, "debian"), containsFold(text, "centos"),
-		containsFold(text, "red hat"), containsFold(text, "rhel"),
-		containsFold(text, "rocky"), containsFold(text, "almalinux"),
-		containsFold(text, "suse"), containsFold(text, "fedora"),
-		containsFold(text, "alpine"):
-		return osLinux
-	case containsFold(text, "freebsd"), containsFold(text, "openbsd"),
-		containsFold(text, "netbsd"), containsFold(text, "solaris"),
-		containsFold(text, "aix"), containsFold(text, "unix"):
-		return osUnix
+	if text == "" {
+		return osUnknown
+	}
+	lower := strings.ToLower(text)
+	for _, fw := range familyWords {
+		if strings.Contains(lower, fw.word) {
+			return fw.family
+		}
 	}
 	return osUnknown
 }
@@ -136,28 +148,37 @@ func gatherOS(h *Host) osInfo {
 	return o
 }
 
-// gatherServiceOS takes OS hints from what version detection saw on one port.
+// gatherServiceOS takes OS hints from what version detection saw on one port. Reasons
+// are only formatted for signals stronger than what is known.
 func gatherServiceOS(o *osInfo, s *Service) {
-	port := portName(s)
+	if s.Product == "" && s.OSType == "" && s.Version == "" && s.ExtraInfo == "" {
+		return
+	}
+	microsoft := containsFold(s.Product, "microsoft ")
 	switch {
+	case !microsoft:
 	case containsFold(s.Product, "microsoft windows rpc"),
 		containsFold(s.Product, "microsoft terminal service"),
-		containsFold(s.Product, "microsoft windows netbios"),
-		containsFold(s.Product, "microsoft-ds"):
-		o.consider(osWindows, 0.7, fmt.Sprintf("%q on %s", s.Product, port))
+		containsFold(s.Product, "microsoft windows netbios"):
+		if o.weight < 0.7 {
+			o.consider(osWindows, 0.7, fmt.Sprintf("%q on %s", s.Product, portName(s)))
+		}
 	case containsFold(s.Product, "microsoft iis"):
-		o.consider(osWindows, 0.65, fmt.Sprintf("%q on %s", s.Product, port))
+		if o.weight < 0.65 {
+			o.consider(osWindows, 0.65, fmt.Sprintf("%q on %s", s.Product, portName(s)))
+		}
 		if o.edition == editionUnknown {
-			o.edition, o.editionReason = editionServer, fmt.Sprintf("IIS serves %s", port)
+			o.edition, o.editionReason = editionServer, "IIS serves "+portName(s)
 		}
 	}
-	if s.OSType != "" {
-		o.consider(familyOf(s.OSType), 0.6, fmt.Sprintf("version detection on %s reports %s",
-			port, s.OSType))
-		o.considerEdition(s.OSType, "version detection on "+port)
+	if s.OSType != "" && o.weight < 0.6 {
+		o.consider(familyOf(s.OSType), 0.6, fmt.Sprintf(
+			"version detection on %s reports %s", portName(s), s.OSType))
 	}
-	if f := familyOf(s.Version + " " + s.ExtraInfo); f == osLinux {
-		o.consider(osLinux, 0.55, fmt.Sprintf("%q on %s is a Linux build", s.Product, port))
+	if (s.Version != "" || s.ExtraInfo != "") && o.weight < 0.55 &&
+		familyOf(s.Version+" "+s.ExtraInfo) == osLinux {
+		o.consider(osLinux, 0.55, fmt.Sprintf("%q on %s is a Linux build", s.Product,
+			portName(s)))
 	}
 }
 
@@ -186,5 +207,5 @@ func portName(s *Service) string {
 	if proto == "" {
 		proto = "tcp"
 	}
-	return fmt.Sprintf("%d/%s", s.Port, proto)
+	return strconv.Itoa(s.Port) + "/" + proto
 }

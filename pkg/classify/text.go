@@ -1,32 +1,71 @@
 package classify
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // corpus is everything a host said about itself, lower-cased (ASCII only, so offsets
 // match the original), one field after another, with the source of each field.
 type corpus struct {
 	lower  []byte
 	orig   []byte
-	ends   []int    // ends[i] is the offset just past field i
-	wheres []string // wheres[i] says where field i came from
+	ends   []int   // ends[i] is the offset just past field i
+	wheres []where // wheres[i] says where field i came from
 }
 
-func (c *corpus) add(where, s string) {
+// where is the source of a corpus field: a label, and the port when it came from one.
+type where struct {
+	label string
+	svc   *Service
+}
+
+func (w where) String() string {
+	if w.svc == nil {
+		return w.label
+	}
+	return w.label + " on " + portName(w.svc)
+}
+
+// grow reserves room for everything h may add.
+func (c *corpus) grow(h *Host) {
+	n := len(h.SysDescr) + 64
+	for i := range h.Services {
+		s := &h.Services[i]
+		n += len(s.Product) + len(s.ExtraInfo) + len(s.DeviceType) + 3
+		for _, sc := range s.Scripts {
+			n += len(sc.Output) + 1
+		}
+	}
+	for _, sc := range h.Scripts {
+		n += len(sc.Output) + 1
+	}
+	for _, o := range h.OS {
+		n += len(o.Name) + 1
+	}
+	c.lower = make([]byte, 0, n)
+	c.orig = make([]byte, 0, n)
+	c.ends = make([]int, 0, 16)
+	c.wheres = make([]where, 0, 16)
+}
+
+func (c *corpus) add(label string, svc *Service, s string) {
 	if s == "" {
 		return
 	}
-	for i := 0; i < len(s); i++ {
-		b := s[i]
-		c.orig = append(c.orig, b)
+	start := len(c.lower)
+	c.orig = append(c.orig, s...)
+	c.lower = append(c.lower, s...)
+	low := c.lower[start:]
+	for i, b := range low {
 		if b >= 'A' && b <= 'Z' {
-			b += 'a' - 'A'
+			low[i] = b + 'a' - 'A'
 		}
-		c.lower = append(c.lower, b)
 	}
 	c.orig = append(c.orig, '\n')
 	c.lower = append(c.lower, '\n')
 	c.ends = append(c.ends, len(c.lower))
-	c.wheres = append(c.wheres, where)
+	c.wheres = append(c.wheres, where{label, svc})
 }
 
 // hit is one keyword found in a corpus.
@@ -40,44 +79,56 @@ type hit struct {
 // their first two bytes.
 type matcher struct {
 	keywords []keyword
-	buckets  map[uint16][]int32
+	bucketOf []uint16  // first two bytes -> 1 + index in buckets; 0 for none
+	buckets  [][]int32 // keyword indexes sharing their first two bytes
 	first    [256]bool // a keyword starts with this byte
 }
 
 func newMatcher(kws []keyword) *matcher {
-	m := &matcher{keywords: kws, buckets: make(map[uint16][]int32)}
+	m := &matcher{keywords: kws, bucketOf: make([]uint16, 1<<16)}
 	for i, kw := range kws {
 		if len(kw.word) < 2 || strings.ToLower(kw.word) != kw.word {
 			panic("classify: keyword must be lower case and at least two bytes: " + kw.word)
 		}
 		k := uint16(kw.word[0])<<8 | uint16(kw.word[1])
-		m.buckets[k] = append(m.buckets[k], int32(i))
+		if m.bucketOf[k] == 0 {
+			if len(m.buckets) == 1<<16-1 {
+				panic("classify: too many keyword prefixes")
+			}
+			m.buckets = append(m.buckets, nil)
+			m.bucketOf[k] = uint16(len(m.buckets))
+		}
+		b := int(m.bucketOf[k]) - 1
+		m.buckets[b] = append(m.buckets[b], int32(i))
 		m.first[kw.word[0]] = true
 	}
 	return m
 }
 
 // find calls fn once for each keyword present in c, with the first place it occurs.
+// Keywords match only where a word starts (after a byte that is not a letter or digit),
+// so "ups" is found in "Smart-UPS" but not in "groups".
 func (m *matcher) find(c *corpus, fn func(hit)) {
-	var seen []bool
+	var seenBuf [16]int32
+	seen := seenBuf[:0] // keyword indexes already reported
 	s := c.lower
 	for i := 0; i+1 < len(s); i++ {
-		if !m.first[s[i]] {
+		if i > 0 && isWordByte(s[i-1]) || !m.first[s[i]] {
 			continue
 		}
-		bucket := m.buckets[uint16(s[i])<<8|uint16(s[i+1])]
-		for _, ki := range bucket {
+		b := m.bucketOf[uint16(s[i])<<8|uint16(s[i+1])]
+		if b == 0 {
+			continue
+		}
+		for _, ki := range m.buckets[b-1] {
 			kw := &m.keywords[ki]
 			if !hasWordAt(s, i, kw) {
 				continue
 			}
-			if seen == nil {
-				seen = make([]bool, len(m.keywords))
-			}
-			if seen[ki] {
+			if slices.Contains(seen, ki) {
 				continue
 			}
-			seen[ki] = true
+			seen = append(seen, ki)
 			fn(hit{kw: kw, where: c.whereAt(i), text: string(c.orig[i : i+len(kw.word)])})
 		}
 	}
@@ -101,7 +152,7 @@ func isWordByte(b byte) bool {
 func (c *corpus) whereAt(off int) string {
 	for i, end := range c.ends {
 		if off < end {
-			return c.wheres[i]
+			return c.wheres[i].String()
 		}
 	}
 	return ""
@@ -110,7 +161,17 @@ func (c *corpus) whereAt(off int) string {
 // containsFold reports whether s contains the lower-case word sub, ignoring ASCII case.
 func containsFold(s, sub string) bool {
 	n := len(sub)
+	if n == 0 {
+		return true
+	}
+	first, upper := sub[0], sub[0]
+	if first >= 'a' && first <= 'z' {
+		upper = first - ('a' - 'A')
+	}
 	for i := 0; i+n <= len(s); i++ {
+		if s[i] != first && s[i] != upper {
+			continue
+		}
 		match := true
 		for j := 0; j < n; j++ {
 			b := s[i+j]
