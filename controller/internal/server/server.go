@@ -121,10 +121,15 @@ func (s *Server) open() error {
 // HTTP server.
 func (s *Server) buildServices(authority *ca.CA, policy *ca.PolicyKey, az *authz.Authorizer,
 	cert *certFile) error {
+	var err error
+	if s.evidence, err = s.buildEvidence(authority); err != nil {
+		return err
+	}
 	enrollSrv, err := enroll.New(enroll.Config{
 		Store: s.store, CA: authority, RootsDER: authority.RootsDER(),
 		PolicyKeyDER: policy.PublicDER(), TrustDomain: s.inst.TrustDomain,
 		CertTTL: s.cfg.CertTTL, Metrics: s.metrics, Log: s.log, Clock: s.cfg.Clock,
+		Evidence: s.evidence.log,
 	})
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
@@ -137,6 +142,7 @@ func (s *Server) buildServices(authority *ca.CA, policy *ca.PolicyKey, az *authz
 		MessageRate: s.cfg.MessageRate, MessageBurst: s.cfg.MessageBurst,
 		RevocationScan: s.cfg.RevocationScan, Commands: commandOwners{st: s.db},
 		Observer: hooks, Metrics: s.metrics, Log: s.log, Clock: s.cfg.Clock,
+		Evidence: s.evidence.log,
 	})
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
@@ -145,9 +151,6 @@ func (s *Server) buildServices(authority *ca.CA, policy *ca.PolicyKey, az *authz
 		Interval: s.cfg.HeartbeatInterval, Log: s.log, Clock: s.cfg.Clock})
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
-	}
-	if s.evidence, err = s.buildEvidence(authority); err != nil {
-		return err
 	}
 	if err := s.buildRemediation(policy, hooks, s.evidence.log); err != nil {
 		return err
