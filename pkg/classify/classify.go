@@ -261,7 +261,9 @@ func fillCorpus(h *Host, c *corpus) {
 		c.add("version detection", s, s.ExtraInfo)
 		c.add("device type reported", s, s.DeviceType)
 		for _, sc := range s.Scripts {
-			c.add(sc.ID, s, sc.Output)
+			if sc.ID != "dicom-ping" { // its answer is read in gatherClinicalPort
+				c.add(sc.ID, s, sc.Output)
+			}
 		}
 	}
 	for _, sc := range h.Scripts {
@@ -283,8 +285,11 @@ func fillCorpus(h *Host, c *corpus) {
 	}
 }
 
+// round2 rounds a confidence to two decimals, within [0.01, 0.99]: evidence is never
+// certain, and a decision is never without any.
 func round2(f float64) float64 {
-	return float64(int(f*100+0.5)) / 100
+	f = float64(int(f*100+0.5)) / 100
+	return min(max(f, 0.01), 0.99)
 }
 
 // desktopServices are services a client machine commonly runs; they say nothing about

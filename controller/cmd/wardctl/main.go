@@ -84,6 +84,7 @@ func (a *app) rootCommand() *cobra.Command {
 	root.AddCommand(a.evidenceCommand())
 	root.AddCommand(a.baselineCommand(), a.checkCommand(), a.incidentCommand(),
 		a.runbookCommand())
+	root.AddCommand(a.classifyCommand())
 	return root
 }
 
