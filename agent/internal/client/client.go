@@ -75,6 +75,18 @@ type Config struct {
 	Facts func() *wardv1.HostFacts
 	// Log receives lifecycle events, logged on change.
 	Log *slog.Logger
+	// Commands receives each command the controller pushes, still signed: the receiver
+	// verifies it (commands.Executor) and reports the result through Enqueue. It is called
+	// from the stream's receive loop and must not block. Nil: commands are verified,
+	// logged and not run.
+	Commands func(p *wardv1.SignedPayload)
+	// Baselines receives each baseline update whose signature verifies with PolicyKey and
+	// which names this agent's tenant. It is called from the stream's receive loop and
+	// must return quickly. Nil: updates are verified, logged and not applied.
+	Baselines func(spec *wardv1.BaselineSpec)
+	// BaselineVersion returns the version of the baseline the agent applies, for each
+	// Hello; nil or "" means none.
+	BaselineVersion func() string
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 

@@ -496,3 +496,58 @@ func TestAMessageTheControllerKeepsRefusingIsDroppedNotRetriedForever(t *testing
 		t.Error("dropping the message was not logged")
 	}
 }
+
+func TestHooksReceiveCommandsAndVerifiedBaselines(t *testing.T) {
+	ca := testca.New(t, "msp.example")
+	f := newFakeController(t, ca)
+	commands := make(chan *wardv1.SignedPayload, 4)
+	baselines := make(chan *wardv1.BaselineSpec, 4)
+	a := newAgent(t, ca, f.addr(), agentCert(t, ca, time.Now(), time.Hour), func(c *Config) {
+		c.Commands = func(p *wardv1.SignedPayload) { commands <- p }
+		c.Baselines = func(s *wardv1.BaselineSpec) { baselines <- s }
+		c.BaselineVersion = func() string { return "1.0.7" }
+	})
+	a.run(t)
+	eventually(t, "the connection", func() bool { c, _, _ := f.snapshot(); return c == 1 })
+	f.mu.Lock()
+	hello := f.hellos[0]
+	f.mu.Unlock()
+	if hello.GetBaselineVersion() != "1.0.7" {
+		t.Errorf("Hello reports baseline %q, want 1.0.7", hello.GetBaselineVersion())
+	}
+
+	// Commands go to the hook as they came: the executor verifies them and reports refusals.
+	other, _ := pki.NewKey()
+	cmd := sign(t, other, "ward.v1.CommandSpec", &wardv1.CommandSpec{CommandId: "c1"})
+	f.pushes <- &wardv1.ConnectResponse{Body: &wardv1.ConnectResponse_Command{Command: cmd}}
+	select {
+	case got := <-commands:
+		if !proto.Equal(got, cmd) {
+			t.Error("the hook got another payload")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the command hook was not called")
+	}
+
+	// Only a verified baseline for this tenant reaches the hook.
+	spec := func(tenant, version string) *wardv1.BaselineSpec {
+		return &wardv1.BaselineSpec{BaselineId: "hipaa-v1", Version: version, Tenant: tenant}
+	}
+	for _, p := range []*wardv1.SignedPayload{
+		sign(t, other, "ward.v1.BaselineSpec", spec("clinic-a", "forged")),
+		sign(t, a.policy, "ward.v1.BaselineSpec", spec("clinic-b", "other-tenant")),
+		sign(t, a.policy, "ward.v1.CommandSpec", spec("clinic-a", "wrong-type")),
+		sign(t, a.policy, "ward.v1.BaselineSpec", spec("clinic-a", "good")),
+	} {
+		f.pushes <- &wardv1.ConnectResponse{Body: &wardv1.ConnectResponse_BaselineUpdate{
+			BaselineUpdate: p}}
+	}
+	select {
+	case got := <-baselines:
+		if got.GetVersion() != "good" {
+			t.Fatalf("the hook got baseline %q, want only the good one", got.GetVersion())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the baseline hook was not called")
+	}
+}

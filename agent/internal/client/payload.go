@@ -30,10 +30,15 @@ func (c *Client) verify(p *wardv1.SignedPayload, m proto.Message) error {
 	return nil
 }
 
-// handleCommand verifies a command and checks that it is addressed to this agent and not
-// expired. Executing commands is not implemented yet: a valid command is logged and left
-// alone.
+// handleCommand hands a command to Config.Commands, which verifies and runs it. Without
+// that hook it verifies the command, checks that it is addressed to this agent and not
+// expired, and logs it without running it.
 func (c *Client) handleCommand(p *wardv1.SignedPayload) {
+	if c.cfg.Commands != nil {
+		c.cfg.Commands(p)
+		return
+	}
+
 	var spec wardv1.CommandSpec
 	if err := c.verify(p, &spec); err != nil {
 		c.log.Warn("command refused: signature does not verify", logkey.Error, err)
@@ -54,7 +59,8 @@ func (c *Client) handleCommand(p *wardv1.SignedPayload) {
 	}
 }
 
-// handleBaseline verifies a baseline update. Applying baselines is not implemented yet.
+// handleBaseline verifies a baseline update and hands it to Config.Baselines when it is
+// for this agent's tenant.
 func (c *Client) handleBaseline(p *wardv1.SignedPayload) {
 	var spec wardv1.BaselineSpec
 	if err := c.verify(p, &spec); err != nil {
@@ -65,8 +71,12 @@ func (c *Client) handleBaseline(p *wardv1.SignedPayload) {
 		c.log.Warn("baseline update refused: for another tenant", logkey.Tenant, spec.GetTenant())
 		return
 	}
-	c.log.Warn("baseline update verified; applying baselines is not yet supported",
-		"baseline", spec.GetBaselineId(), logkey.Version, spec.GetVersion())
+	if c.cfg.Baselines == nil {
+		c.log.Warn("baseline update verified; this agent applies no baselines",
+			"baseline", spec.GetBaselineId(), logkey.Version, spec.GetVersion())
+		return
+	}
+	c.cfg.Baselines(&spec)
 }
 
 // handleCheckpoint verifies an evidence checkpoint. Witnessing is not implemented yet.

@@ -145,8 +145,9 @@ func (c *Client) handshake(ctx context.Context, cancel context.CancelFunc,
 	hello := &wardv1.ConnectRequest{
 		CreatedAt: timestamppb.New(c.now()),
 		Body: &wardv1.ConnectRequest_Hello{Hello: &wardv1.Hello{
-			Host:  c.cfg.Facts(),
-			Spool: spoolState(c.cfg.Spool.State()),
+			Host:            c.cfg.Facts(),
+			Spool:           spoolState(c.cfg.Spool.State()),
+			BaselineVersion: c.baselineVersion(),
 		}},
 	}
 	if err := stream.Send(hello); err != nil {
@@ -167,6 +168,14 @@ func (c *Client) handshake(ctx context.Context, cancel context.CancelFunc,
 		return nil, fmt.Errorf("%w: welcome names agent %q", errNoWelcome, id)
 	}
 	return welcome, nil
+}
+
+// baselineVersion is the version the Hello reports.
+func (c *Client) baselineVersion() string {
+	if c.cfg.BaselineVersion == nil {
+		return ""
+	}
+	return c.cfg.BaselineVersion()
 }
 
 // recvErr returns the stream's status after a failed Send: Send reports only io.EOF, the
