@@ -1,0 +1,156 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// DeviceState is where a discovered device's monitoring and enrollment stand.
+type DeviceState string
+
+// Device states. Discovered, pending approval and agentless are set by the controller
+// from the classification; the others follow an operator's act or the enrollment.
+const (
+	DeviceDiscovered      DeviceState = "discovered"       // nothing to do
+	DevicePendingApproval DeviceState = "pending_approval" // waits for a person
+	DeviceApproved        DeviceState = "approved"         // agent approved, not yet installed
+	DeviceEnrolling       DeviceState = "enrolling"        // the collector installs the agent
+	DeviceEnrolled        DeviceState = "enrolled"         // an agent runs on it
+	DeviceAgentless       DeviceState = "agentless"        // polled over SNMP or watched passively
+	DeviceExcluded        DeviceState = "excluded"         // taken out by an operator
+	DeviceFailed          DeviceState = "failed"           // enrollment failed
+)
+
+// DeviceService is one open port of a device.
+type DeviceService struct {
+	Port     uint32 `json:"port"`
+	Protocol string `json:"protocol"`
+	Name     string `json:"name"`
+	Product  string `json:"product"`
+	Version  string `json:"version"`
+	Extra    string `json:"extra"`
+}
+
+// Device is one device of a tenant's inventory: what discovery saw, merged across reports,
+// its classification, and its state. ID is "mac:<mac>" when the MAC is known, else
+// "ip:<address>"; unique within the tenant.
+type Device struct {
+	ID          string            `json:"id"`
+	Tenant      string            `json:"tenant"`
+	MAC         string            `json:"mac"`
+	Addresses   []string          `json:"addresses"`
+	Hostname    string            `json:"hostname"`
+	Vendor      string            `json:"vendor"`
+	OSGuess     string            `json:"os_guess"`
+	Description string            `json:"description"`
+	Services    []DeviceService   `json:"services"`
+	Methods     []string          `json:"methods"`
+	Attributes  map[string]string `json:"attributes"`
+	FirstSeen   time.Time         `json:"first_seen"`
+	LastSeen    time.Time         `json:"last_seen"`
+	Collector   string            `json:"collector"` // agent id that reported it last
+
+	// Classification (package pkg/classify).
+	Type          string   `json:"type"`
+	Tier          int      `json:"tier"`
+	ShouldMonitor bool     `json:"should_monitor"`
+	Strategy      string   `json:"strategy"`
+	Enrollment    string   `json:"enrollment"`
+	Confidence    float64  `json:"confidence"`
+	Reasons       []string `json:"reasons"`
+	Controls      []string `json:"controls"`
+	Clinical      bool     `json:"clinical"` // clinical evidence was seen
+
+	State          DeviceState `json:"state"`
+	StateReason    string      `json:"state_reason"`
+	StateBy        string      `json:"state_by"` // operator name or "controller"
+	StateChangedAt time.Time   `json:"state_changed_at"`
+	AgentID        string      `json:"agent_id"` // once enrolled
+}
+
+// DeviceFilter selects devices. Zero fields match everything.
+type DeviceFilter struct {
+	Type  string
+	Tier  int
+	State DeviceState
+}
+
+// Match reports whether d passes the filter.
+func (f DeviceFilter) Match(d Device) bool {
+	return (f.Type == "" || d.Type == f.Type) && (f.Tier == 0 || d.Tier == f.Tier) &&
+		(f.State == "" || d.State == f.State)
+}
+
+// ScanStatus is the latest progress of one collector's discovery scan.
+type ScanStatus struct {
+	Tenant     string    `json:"tenant"`
+	Collector  string    `json:"collector"`
+	ScanID     string    `json:"scan_id"`
+	Subnet     string    `json:"subnet"`
+	HostsDone  uint32    `json:"hosts_done"`
+	HostsFound uint32    `json:"hosts_found"`
+	Complete   bool      `json:"complete"`
+	Error      string    `json:"error"`
+	StartedAt  time.Time `json:"started_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// SNMPCredential is one set of SNMP credentials for the collector. The secrets are stored
+// as given: the collector needs them in the clear.
+type SNMPCredential struct {
+	Version      string `json:"version"` // "v3" or "v2c"
+	User         string `json:"user"`
+	AuthProtocol string `json:"auth_protocol"`
+	AuthSecret   string `json:"auth_secret"`
+	PrivProtocol string `json:"priv_protocol"`
+	PrivSecret   string `json:"priv_secret"`
+	Community    string `json:"community"`
+}
+
+// SiteConfig is what a tenant's collector scans and how.
+type SiteConfig struct {
+	Subnets        []string         `json:"subnets"`
+	PassiveSubnets []string         `json:"passive_subnets"`
+	Excluded       []string         `json:"excluded"`
+	SNMP           []SNMPCredential `json:"snmp"`
+	ScanInterval   time.Duration    `json:"scan_interval"`
+	ProbeRate      uint32           `json:"probe_rate"`
+	UpdatedAt      time.Time        `json:"updated_at"`
+	UpdatedBy      string           `json:"updated_by"`
+}
+
+// Inventory stores the device inventory, scan progress, site configurations, and how far
+// each collector's stored messages have been read into the inventory.
+type Inventory interface {
+	// UpdateDevice reads device id of tenant, lets fn change it and stores the result,
+	// atomically. fn gets found false and a zero Device (ID and Tenant set) when the
+	// device does not exist yet. absorb names other devices of the tenant that are the
+	// same device under an older key (an address before the MAC was known): those that
+	// exist are passed to fn and deleted in the same transaction. An error from fn stores
+	// nothing and is returned. ErrNotFound when the tenant does not exist.
+	UpdateDevice(ctx context.Context, tenant, id string, absorb []string,
+		fn func(d *Device, found bool, absorbed []Device) error) (Device, error)
+	// GetDevice returns one device; ErrNotFound when absent.
+	GetDevice(ctx context.Context, tenant, id string) (Device, error)
+	// ListDevices returns the tenant's devices that match f, ordered by id.
+	ListDevices(ctx context.Context, tenant string, f DeviceFilter) ([]Device, error)
+	// CountDevices returns how many devices the tenant has.
+	CountDevices(ctx context.Context, tenant string) (int, error)
+
+	// PutScan stores the latest status of a collector's scan, replacing the previous one.
+	PutScan(ctx context.Context, s ScanStatus) error
+	// ListScans returns the latest scan of each collector of the tenant, by collector.
+	ListScans(ctx context.Context, tenant string) ([]ScanStatus, error)
+
+	// GetSiteConfig returns the tenant's site configuration; ErrNotFound when none.
+	GetSiteConfig(ctx context.Context, tenant string) (SiteConfig, error)
+	// PutSiteConfig replaces the tenant's site configuration. ErrNotFound when the
+	// tenant does not exist.
+	PutSiteConfig(ctx context.Context, tenant string, c SiteConfig) error
+
+	// DiscoveryCursor returns the sequence number of the agent's last stored message read
+	// into the inventory; 0 when none.
+	DiscoveryCursor(ctx context.Context, tenant, agent string) (uint64, error)
+	// SetDiscoveryCursor records it; a lower value than the stored one is ignored.
+	SetDiscoveryCursor(ctx context.Context, tenant, agent string, seq uint64) error
+}
