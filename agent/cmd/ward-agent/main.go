@@ -3,7 +3,10 @@
 //	ward-agent enroll --controller ADDR --token-file F --ca-file F --state-dir DIR
 //	    [--role host|collector] [--force]
 //	ward-agent run --state-dir DIR [--controller ADDR] [--host-root /] [--log-level info]
-//	    [--spool-max-bytes 67108864] [--role host|collector]
+//	    [--spool-max-bytes 67108864] [--role host|collector] [--allow-shell]
+//
+// A running agent evaluates its baseline at once when it receives SIGUSR1.
+//
 //	ward-agent version
 package main
 
@@ -27,7 +30,7 @@ import (
 
 const usage = `usage:
   ward-agent enroll --controller ADDR --token-file F --ca-file F --state-dir DIR [--role host|collector] [--force]
-  ward-agent run --state-dir DIR [--controller ADDR] [--host-root /] [--log-level info] [--spool-max-bytes N] [--role host|collector]
+  ward-agent run --state-dir DIR [--controller ADDR] [--host-root /] [--log-level info] [--spool-max-bytes N] [--role host|collector] [--allow-shell]
   ward-agent version
 `
 
@@ -119,6 +122,8 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	spoolMax := fs.Int64("spool-max-bytes", spool.DefaultMaxBytes, "bound of the on-disk spool")
 	role := fs.String("role", "", "host or collector; overrides the role chosen at enrollment "+
 		"(collector: discovery with collector.json in the state directory)")
+	allowShell := fs.Bool("allow-shell", false, "let runbooks run arbitrary shell scripts "+
+		"(off: only the actions compiled into the agent run)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -143,10 +148,36 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 
+	// SIGUSR1 asks for a baseline evaluation now.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
+	evaluate := make(chan struct{})
+	go forwardSignals(ctx, sigs, evaluate)
+
 	return agent.Run(ctx, agent.Config{
 		Dir: state.Dir(*stateDir), Controller: *controller, HostRoot: *hostRoot,
-		SpoolMaxBytes: *spoolMax, Roles: roles, Log: log,
+		SpoolMaxBytes: *spoolMax, Roles: roles, AllowShell: *allowShell,
+		EvaluateNow: evaluate, Log: log,
 	})
+}
+
+// forwardSignals passes each signal on as a request until ctx ends.
+func forwardSignals(ctx context.Context, sigs <-chan os.Signal, out chan<- struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sigs:
+		}
+		select {
+		case out <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 func parse(fs *flag.FlagSet, args []string) error {

@@ -1,5 +1,7 @@
 // Package agent assembles a running ward-agent from its state directory: it loads the
-// identity, opens the spool and runs the controller client until it is told to stop.
+// identity, opens the spool, runs the controller client, evaluates the baseline in force
+// against the host under HostRoot (package drift), applies verified baseline updates and
+// runs signed commands (package commands), until it is told to stop.
 package agent
 
 import (
@@ -10,14 +12,21 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/wardsec/ward/agent/internal/actions"
+	"github.com/wardsec/ward/agent/internal/checks"
 	"github.com/wardsec/ward/agent/internal/client"
+	"github.com/wardsec/ward/agent/internal/commands"
 	"github.com/wardsec/ward/agent/internal/discovery"
+	"github.com/wardsec/ward/agent/internal/drift"
+	"github.com/wardsec/ward/agent/internal/hostfs"
 	"github.com/wardsec/ward/agent/internal/hostinfo"
 	"github.com/wardsec/ward/agent/internal/spool"
 	"github.com/wardsec/ward/agent/internal/state"
+	"github.com/wardsec/ward/agent/internal/svcpkg"
 	"github.com/wardsec/ward/pkg/logkey"
 	"github.com/wardsec/ward/pkg/version"
 	wardv1 "github.com/wardsec/ward/proto/ward/v1"
@@ -36,6 +45,14 @@ type Config struct {
 	// Roles overrides the roles recorded at enrollment when set ("host", "collector").
 	// With "collector", the agent also runs discovery (see package discovery).
 	Roles []string
+	// AllowShell enables the runbook action that runs arbitrary shell. Off by default:
+	// only the agent's own configuration can turn it on, never the controller.
+	AllowShell bool
+	// DriftInterval is the baseline evaluation schedule; zero means 15 minutes.
+	DriftInterval time.Duration
+	// EvaluateNow asks for a baseline evaluation at each receive (SIGUSR1 in ward-agent);
+	// nil means never.
+	EvaluateNow <-chan struct{}
 	// Log receives everything the agent logs. Required.
 	Log *slog.Logger
 }
@@ -70,13 +87,26 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer sp.Close()
 
+	bs, err := loadBaselines(cfg.Dir, cfg.Log)
+	if err != nil {
+		return err
+	}
+	cmds := newCommandRunner(cfg.Log.With("component", "commands"))
+	var loop *drift.Loop // set below; the client calls the hooks only once it runs
 	c, err := client.New(client.Config{
 		Addr: addr, Info: st.Info, Dir: cfg.Dir, Cert: st.Cert, CertObtained: st.CertTime, Roots: st.Roots,
 		PolicyKey: st.PolicyKey, Spool: sp, Log: cfg.Log,
 		Facts: func() *wardv1.HostFacts {
 			return hostinfo.Collect(cfg.HostRoot).Proto(version.Version, st.Info.Roles)
 		},
+		Commands:        cmds.Receive,
+		Baselines:       func(spec *wardv1.BaselineSpec) { applyBaseline(bs, loop, spec, cfg.Log) },
+		BaselineVersion: bs.Version,
 	})
+	if err != nil {
+		return err
+	}
+	loop, err = buildHost(cfg, st, c, bs, cmds)
 	if err != nil {
 		return err
 	}
@@ -89,10 +119,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if len(cfg.Roles) > 0 {
 		roles = cfg.Roles
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return c.Run(gctx) })
+	var col *discovery.Collector
 	if slices.Contains(roles, "collector") {
-		col, err := discovery.New(discovery.Config{
+		col, err = discovery.New(discovery.Config{
 			SitePath: filepath.Join(string(cfg.Dir), discovery.ConfigFile), Sink: c,
 			Privileged: os.Geteuid() == 0, Log: cfg.Log.With("component", "collector"),
 		})
@@ -100,6 +129,14 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		cfg.Log.Info("collector role enabled", logkey.Path, discovery.ConfigFile)
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return c.Run(gctx) })
+	g.Go(func() error { return loop.Run(gctx) })
+	g.Go(func() error { return cmds.Run(gctx) })
+	g.Go(func() error { return forwardRequests(gctx, cfg.EvaluateNow, loop) })
+	if col != nil {
 		g.Go(func() error { return col.Run(gctx) })
 	}
 	if err := g.Wait(); err != nil {
@@ -111,4 +148,80 @@ func Run(ctx context.Context, cfg Config) error {
 
 func spoolSummary(s spool.State) string {
 	return fmt.Sprintf("%d messages, %d bytes, next seq %d", s.Messages, s.Bytes, s.NextSeq)
+}
+
+// buildHost assembles the host side: checks and actions under cfg.HostRoot, the drift
+// loop reporting through c, and the command executor feeding cmds.
+func buildHost(cfg Config, st *state.State, c *client.Client, bs *baselines,
+	cmds *commandRunner) (*drift.Loop, error) {
+	root := cfg.HostRoot
+	if root == "" {
+		root = "/"
+	}
+	fsys, err := hostfs.New(root)
+	if err != nil {
+		return nil, fmt.Errorf("agent: host root: %w", err)
+	}
+	platform, family := checks.DetectPlatform(fsys)
+	svc := svcpkg.New(fsys, family, cfg.Log.With("component", "svcpkg"))
+	eval := checks.New(checks.Config{FS: fsys, Services: svc, Platform: platform,
+		Log: cfg.Log.With("component", "checks")})
+	cfg.Log.Info("host checks ready", logkey.Path, root, "platform", string(platform),
+		"simulated_services", svc.Simulated(), "baseline", bs.Current().ID,
+		logkey.Version, bs.Version(), "allow_shell", cfg.AllowShell)
+
+	loop, err := drift.New(drift.Config{Evaluator: eval, Baseline: bs.Current, Sink: c,
+		StatePath: filepath.Join(string(cfg.Dir), drift.StateFile),
+		Interval:  cfg.DriftInterval, Log: cfg.Log.With("component", "drift")})
+	if err != nil {
+		return nil, err
+	}
+
+	runner := actions.New(actions.Config{FS: fsys, Services: svc, Baseline: bs.Current,
+		RotateCertificate: func(context.Context) error {
+			c.RequestRenewal("runbook rotate_certificate")
+			return nil
+		},
+		AllowShell: cfg.AllowShell, Log: cfg.Log.With("component", "actions")})
+	exec, err := commands.New(commands.Config{AgentID: st.Info.AgentID,
+		Tenant: st.Info.Tenant, PolicyKey: st.PolicyKey, Runner: runner,
+		LedgerPath: filepath.Join(string(cfg.Dir), CommandLedgerFile),
+		Verify:     cmds.deferVerify, Log: cfg.Log.With("component", "commands")})
+	if err != nil {
+		return nil, err
+	}
+	cmds.exec, cmds.drift, cmds.sink = exec, loop, c
+	return loop, nil
+}
+
+// applyBaseline applies a verified baseline update and asks for an evaluation when it
+// changed the baseline in force; a broken update is refused and the old baseline stays.
+func applyBaseline(bs *baselines, loop *drift.Loop, spec *wardv1.BaselineSpec,
+	log *slog.Logger) {
+	changed, err := bs.Apply(spec)
+	if err != nil {
+		log.Error("baseline update refused; the current baseline stays",
+			"baseline", bs.Current().ID, logkey.Version, bs.Version(), logkey.Error, err)
+		return
+	}
+	if !changed {
+		log.Debug("baseline update already applied", logkey.Version, spec.GetVersion())
+		return
+	}
+	log.Info("baseline applied", "baseline", spec.GetBaselineId(),
+		logkey.Version, spec.GetVersion())
+	loop.Request(drift.TriggerBaseline)
+}
+
+// forwardRequests turns each receive on requests into an evaluation request, until ctx
+// ends.
+func forwardRequests(ctx context.Context, requests <-chan struct{}, loop *drift.Loop) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-requests: // a nil channel never receives
+			loop.Request(drift.TriggerRequest)
+		}
+	}
 }

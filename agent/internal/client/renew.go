@@ -173,3 +173,8 @@ func (c *Client) updateRoots(cas [][]byte) error {
 	c.creds.roots.Store(pool)
 	return nil
 }
+
+// RequestRenewal asks the client to renew its certificate now (the rotate_certificate
+// action). It does not wait for the renewal; a failed one is retried with backoff like
+// any other. Safe for concurrent use.
+func (c *Client) RequestRenewal(reason string) { c.requestRenewal(reason) }
