@@ -28,4 +28,8 @@ const (
 	Command     = "command"      // command id
 	Check       = "check"        // baseline check id
 	Runbook     = "runbook"      // runbook id
+	Device      = "device"       // inventory device id ("mac:..." or "ip:...")
+	DeviceType  = "device_type"  // classified device type
+	State       = "state"        // a state machine's state
+	Scan        = "scan"         // discovery scan id
 )
