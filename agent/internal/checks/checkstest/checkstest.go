@@ -4,6 +4,7 @@
 package checkstest
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -21,33 +22,51 @@ type File struct {
 // Write writes files (host path -> File) under root, creating directories.
 func Write(t testing.TB, root string, files map[string]File) {
 	t.Helper()
+	if err := writeFiles(root, files); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeFiles(root string, files map[string]File) error {
 	for p, f := range files {
 		real := filepath.Join(root, p)
 		if err := os.MkdirAll(filepath.Dir(real), 0o755); err != nil {
-			t.Fatal(err)
+			return err
 		}
 		mode := f.Mode
 		if mode == 0 {
 			mode = 0o644
 		}
 		if err := os.WriteFile(real, []byte(f.Content), mode); err != nil {
-			t.Fatal(err)
+			return err
 		}
 		if err := os.Chmod(real, mode); err != nil {
-			t.Fatal(err)
+			return err
 		}
 	}
+	return nil
 }
 
 // Debian returns the root of a fresh compliant Debian host tree in a temporary directory.
 func Debian(t testing.TB) string {
 	t.Helper()
 	root := t.TempDir()
-	Write(t, root, debianFiles)
+	if err := WriteDebian(root); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
 
+// WriteDebian writes the compliant Debian host tree under root, an existing directory,
+// for programs that prepare trees outside tests (the hosttree command of demos and
+// end-to-end tests).
+func WriteDebian(root string) error {
+	if err := writeFiles(root, debianFiles); err != nil {
+		return fmt.Errorf("write host tree: %w", err)
+	}
 	fsys, err := hostfs.New(root)
 	if err != nil {
-		t.Fatal(err)
+		return fmt.Errorf("write host tree: %w", err)
 	}
 	on := svcpkg.SimService{Active: true, Enabled: true}
 	err = svcpkg.SaveSim(fsys, svcpkg.SimState{
@@ -61,9 +80,9 @@ func Debian(t testing.TB) string {
 		},
 	})
 	if err != nil {
-		t.Fatal(err)
+		return fmt.Errorf("write host tree: %w", err)
 	}
-	return root
+	return nil
 }
 
 var debianFiles = map[string]File{
