@@ -42,6 +42,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/wardsec/ward/agent/internal/discovery/arp"
+	"github.com/wardsec/ward/agent/internal/discovery/mdns"
 	"github.com/wardsec/ward/agent/internal/discovery/merge"
 	"github.com/wardsec/ward/agent/internal/discovery/nmap"
 	"github.com/wardsec/ward/agent/internal/discovery/snmp"
@@ -81,6 +82,9 @@ type Config struct {
 	// RetryEvery is how long Run waits for a missing or invalid site configuration;
 	// zero means one minute.
 	RetryEvery time.Duration
+	// MDNSWait is how long a scan collects mDNS answers; zero means 2 s, negative skips
+	// mDNS browsing.
+	MDNSWait time.Duration
 }
 
 // Collector runs discovery. Use New; Run and Scan may not run concurrently.
@@ -197,6 +201,7 @@ func (c *Collector) Scan(ctx context.Context, st *site.Config) (Summary, error) 
 	})
 	if scanErr == nil {
 		c.pollSNMP(ctx, st, set, log)
+		c.browseMDNS(ctx, st, set, log)
 	}
 	c.addARP(set)
 	set.Remove(st.Excluded)
@@ -266,6 +271,31 @@ func (c *Collector) pollSNMP(ctx context.Context, st *site.Config, set *merge.Se
 		})
 	}
 	_ = g.Wait()
+}
+
+// browseMDNS queries DNS-SD on the interfaces of the scanned subnets only (a query is a
+// probe: passive-only subnets never see one) and adds the answers of probe-able hosts.
+func (c *Collector) browseMDNS(ctx context.Context, st *site.Config, set *merge.Set,
+	log *slog.Logger) {
+	if c.cfg.MDNSWait < 0 {
+		return
+	}
+	ifaces := interfacesIn(st.ScanPrefixes(), st.Interface)
+	if len(ifaces) == 0 {
+		return
+	}
+	n := 0
+	err := mdns.Browse(ctx, mdns.Config{Interfaces: ifaces, Wait: c.cfg.MDNSWait, Log: log},
+		func(sg merge.Sighting) {
+			if st.MayProbe(sg.Addr) && set.Add(sg) {
+				n++
+			}
+		})
+	if err != nil {
+		log.Warn("mdns browsing failed", logkey.Error, err.Error())
+		return
+	}
+	log.Info("mdns browsing done", "interfaces", ifaces, "responders", n)
 }
 
 // addARP copies what the listeners heard into the scan's set.
@@ -345,13 +375,21 @@ func Interfaces(st *site.Config) []string {
 	if st.Interface != "" {
 		return []string{st.Interface}
 	}
-	prefixes := append(st.ScanPrefixes(), st.PassivePrefixes()...)
+	return interfacesIn(append(st.ScanPrefixes(), st.PassivePrefixes()...), "")
+}
+
+// interfacesIn returns the local interfaces with an address in one of prefixes, only
+// among the one named only when it is set.
+func interfacesIn(prefixes []netip.Prefix, only string) []string {
 	ifs, err := net.Interfaces()
 	if err != nil {
 		return nil
 	}
 	var out []string
 	for _, ifc := range ifs {
+		if only != "" && ifc.Name != only {
+			continue
+		}
 		addrs, _ := ifc.Addrs()
 		for _, a := range addrs {
 			ipn, ok := a.(*net.IPNet)
