@@ -106,7 +106,11 @@ func (ss *session) writeQueue() {
 			return
 		}
 		m := ss.pushes[0]
+		ss.pushes[0] = nil // the backing array must not keep a sent message alive
 		ss.pushes = ss.pushes[1:]
+		if len(ss.pushes) == 0 {
+			ss.pushes = nil
+		}
 		ss.pushMu.Unlock()
 
 		if err := ss.send(m); err != nil {

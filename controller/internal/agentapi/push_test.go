@@ -140,3 +140,43 @@ func TestPushQueueBounded(t *testing.T) {
 		t.Fatalf("push after end = %v, want ErrNotConnected", err)
 	}
 }
+
+// sentStream is a stream whose Send records messages; nothing else is used.
+type sentStream struct {
+	wardv1.AgentService_ConnectServer
+	mu   sync.Mutex
+	sent []*wardv1.ConnectResponse
+}
+
+func (s *sentStream) Send(m *wardv1.ConnectResponse) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sent = append(s.sent, m)
+	return nil
+}
+
+func TestWrittenPushesAreReleased(t *testing.T) {
+	r := newRegistry()
+	st := &sentStream{}
+	ss := &session{agentID: "a1", stream: st}
+	ss.markReady(r)
+	for range 3 {
+		if err := ss.push(&wardv1.ConnectResponse{}, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.workers.Wait() // the writer ends when the queue is empty
+
+	st.mu.Lock()
+	n := len(st.sent)
+	st.mu.Unlock()
+	ss.pushMu.Lock()
+	defer ss.pushMu.Unlock()
+	if n != 3 || ss.writing {
+		t.Fatalf("sent %d, writing %v; want 3 sent and the writer gone", n, ss.writing)
+	}
+	// An idle session keeps nothing of what it sent (a baseline can be large).
+	if ss.pushes != nil {
+		t.Fatalf("queue keeps a backing array of %d after writing everything", cap(ss.pushes))
+	}
+}
