@@ -41,7 +41,8 @@ func TestMain(m *testing.M) {
 		build := exec.Command("go", "build", "-o", dir,
 			"github.com/wardsec/ward/controller/cmd/ward-controller",
 			"github.com/wardsec/ward/controller/cmd/wardctl",
-			"github.com/wardsec/ward/agent/cmd/ward-agent")
+			"github.com/wardsec/ward/agent/cmd/ward-agent",
+			"github.com/wardsec/ward/agent/internal/checks/checkstest/hosttree")
 		build.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := build.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "build binaries: %v\n%s", err, out)
@@ -319,10 +320,33 @@ func (a *agent) enrollCmd(tokenFile string) *exec.Cmd {
 		"--ca-file", filepath.Join(a.in.data, "ca.pem"), "--state-dir", a.state)
 }
 
+// start runs the agent against its prepared host tree (never the real /: the agent
+// evaluates and remediates the host under --host-root), writing a compliant one first
+// unless the test prepared it.
 func (a *agent) start() {
-	a.run = start(a.in.t, filepath.Join(a.in.dir, fmt.Sprintf("%s-%d.log", a.name, a.runs)),
-		"ward-agent", "run", "--state-dir", a.state, "--log-level", "debug")
+	t := a.in.t
+	t.Helper()
+	if _, err := os.Stat(a.hostRoot()); err != nil {
+		a.prepareHost()
+	}
+	a.run = start(t, filepath.Join(a.in.dir, fmt.Sprintf("%s-%d.log", a.name, a.runs)),
+		"ward-agent", "run", "--state-dir", a.state, "--host-root", a.hostRoot(),
+		"--log-level", "debug")
 	a.runs++
+}
+
+// hostRoot is the agent's prepared host tree.
+func (a *agent) hostRoot() string { return a.state + "-host" }
+
+// prepareHost writes the agent's host tree: the compliant Debian server of checkstest,
+// with hosttree's extra flags (for example --password-ssh).
+func (a *agent) prepareHost(flags ...string) {
+	a.in.t.Helper()
+	args := append(append([]string{}, flags...), a.hostRoot())
+	out, err := exec.Command(filepath.Join(binDir, "hosttree"), args...).CombinedOutput()
+	if err != nil {
+		a.in.t.Fatalf("hosttree %v: %v\n%s", args, err, out)
+	}
 }
 
 // waitFor polls cond until it holds or the timeout passes.
