@@ -25,9 +25,12 @@ type issueParams struct {
 	dryRun bool
 }
 
-// issue builds the command for p, signs it with the policy key and stores it as pending.
-// It does not send it.
-func (e *Engine) issue(ctx context.Context, p issueParams) (store.Command, error) {
+// issue builds the command for p, signs it with the policy key and stores it as pending;
+// for an incident, onIncident is applied to it in the same transaction. It does not send
+// the command.
+func (e *Engine) issue(ctx context.Context, p issueParams,
+	onIncident func(c store.Command) func(*store.Incident) error) (store.Command,
+	store.Incident, error) {
 	agent, tenant := p.agent, p.tenant
 	if p.inc.ID != "" {
 		agent, tenant = p.inc.Agent, p.inc.Tenant
@@ -40,18 +43,25 @@ func (e *Engine) issue(ctx context.Context, p issueParams) (store.Command, error
 	}
 	signed, err := e.sign(c, p.rb)
 	if err != nil {
-		return store.Command{}, err
+		return store.Command{}, store.Incident{}, err
 	}
 	c.Signed = signed
-	if err := e.st.CreateCommand(ctx, c); err != nil {
-		return store.Command{}, fmt.Errorf("store command: %w", err)
+
+	var inc store.Incident
+	if p.inc.ID != "" && onIncident != nil {
+		inc, err = e.st.IssueCommand(ctx, c, onIncident(c))
+	} else {
+		err = e.st.CreateCommand(ctx, c)
+	}
+	if err != nil {
+		return store.Command{}, store.Incident{}, fmt.Errorf("store command: %w", err)
 	}
 
 	e.record(ctx, Decision{Tenant: tenant, Agent: agent, Incident: p.inc.ID,
 		Check: p.inc.Check, Command: c.ID, Runbook: p.rb.ID, Action: "command_issued",
 		Actor: p.actor, Detail: fmt.Sprintf("expires %s, dry run %v",
 			c.ExpiresAt.UTC().Format(time.RFC3339), c.DryRun)})
-	return c, nil
+	return c, inc, nil
 }
 
 // sign returns the serialized SignedPayload of c's CommandSpec.
@@ -269,7 +279,7 @@ func (e *Engine) Sweep(ctx context.Context) error {
 		}
 	}
 	for t := range tenants {
-		e.fillSlots(ctx, t)
+		e.fillSlotsNow(ctx, t)
 	}
 	return nil
 }

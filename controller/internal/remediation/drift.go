@@ -141,6 +141,7 @@ func (e *Engine) resolve(ctx context.Context, id, actor, reason string) error {
 		logkey.Check, inc.Check, logkey.Reason, reason)
 	e.record(ctx, decisionOf(inc, "resolved", actor, reason))
 	if was == store.IncidentRemediating {
+		e.releaseSlot(inc.Tenant)
 		e.fillSlots(ctx, inc.Tenant)
 	}
 	return nil

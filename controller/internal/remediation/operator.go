@@ -115,8 +115,8 @@ func (e *Engine) RunRunbook(ctx context.Context, p RunParams) (store.Command, er
 		}
 	}
 
-	c, err := e.issue(ctx, issueParams{agent: agent.ID, tenant: agent.Tenant, rb: rb,
-		actor: p.Actor, dryRun: p.DryRun})
+	c, _, err := e.issue(ctx, issueParams{agent: agent.ID, tenant: agent.Tenant, rb: rb,
+		actor: p.Actor, dryRun: p.DryRun}, nil)
 	if err != nil {
 		return store.Command{}, fmt.Errorf("remediation: run: %w", err)
 	}

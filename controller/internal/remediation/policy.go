@@ -32,13 +32,6 @@ func (e *Engine) decide(ctx context.Context, inc store.Incident, failures int) e
 	if why := approvalNeeded(agent, rb); why != "" {
 		return e.awaitApproval(ctx, inc.ID, rb.ID, why)
 	}
-	_, err = e.st.UpdateIncident(ctx, inc.ID, func(i *store.Incident) error {
-		i.Runbook = rb.ID
-		return nil
-	})
-	if err != nil {
-		return err
-	}
 	return e.tryRemediate(ctx, inc.ID, rb, ControllerActor, "auto_remediated")
 }
 
@@ -87,16 +80,13 @@ func (e *Engine) tryRemediate(ctx context.Context, id string, rb Runbook, actor,
 	if err != nil {
 		return err
 	}
-	lock := e.tenantLock(inc.Tenant)
-	lock.Lock()
-	defer lock.Unlock()
-
-	n, err := e.st.CountIncidents(ctx, inc.Tenant, store.IncidentRemediating)
+	ok, n, err := e.takeSlot(ctx, inc.Tenant)
 	if err != nil {
 		return err
 	}
-	if n >= e.cfg.MaxConcurrent {
+	if !ok {
 		_, err := e.st.UpdateIncident(ctx, id, func(i *store.Incident) error {
+			i.Runbook = rb.ID
 			i.Reason = fmt.Sprintf("waiting for a remediation slot (%d of %d in use)",
 				n, e.cfg.MaxConcurrent)
 			return nil
@@ -108,28 +98,38 @@ func (e *Engine) tryRemediate(ctx context.Context, id string, rb Runbook, actor,
 			logkey.Count, n)
 		return nil
 	}
-
-	cmd, err := e.issue(ctx, issueParams{inc: inc, rb: rb, actor: actor})
-	if err != nil {
+	if err := e.remediate(ctx, inc, rb, actor, action); err != nil {
+		e.releaseSlot(inc.Tenant)
 		return err
 	}
+	return nil
+}
+
+// remediate issues rb for inc, which holds a remediation slot, and moves it to
+// remediating.
+func (e *Engine) remediate(ctx context.Context, inc store.Incident, rb Runbook, actor,
+	action string) error {
+	id := inc.ID
 	now := e.clock()
-	inc, err = e.st.UpdateIncident(ctx, id, func(i *store.Incident) error {
-		if i.State == store.IncidentResolved {
-			return ErrState
-		}
-		i.State, i.Runbook, i.UpdatedAt = store.IncidentRemediating, rb.ID, now
-		i.Reason = ""
-		i.Attempts++
-		i.Commands = append(i.Commands, cmd.ID)
-		if action == "approved" {
-			i.ApprovedBy = actor
-		}
-		i.History = append(i.History, store.IncidentEvent{At: now,
-			State: store.IncidentRemediating, Actor: actor, Action: action,
-			Command: cmd.ID, Detail: "runbook " + rb.ID})
-		return nil
-	})
+	cmd, inc, err := e.issue(ctx, issueParams{inc: inc, rb: rb, actor: actor},
+		func(cmd store.Command) func(*store.Incident) error {
+			return func(i *store.Incident) error {
+				if i.State == store.IncidentResolved || i.State == store.IncidentRemediating {
+					return ErrState
+				}
+				i.State, i.Runbook, i.UpdatedAt = store.IncidentRemediating, rb.ID, now
+				i.Reason = ""
+				i.Attempts++
+				i.Commands = append(i.Commands, cmd.ID)
+				if action == "approved" {
+					i.ApprovedBy = actor
+				}
+				i.History = append(i.History, store.IncidentEvent{At: now,
+					State: store.IncidentRemediating, Actor: actor, Action: action,
+					Command: cmd.ID, Detail: "runbook " + rb.ID})
+				return nil
+			}
+		})
 	if err != nil {
 		return err
 	}
@@ -141,8 +141,19 @@ func (e *Engine) tryRemediate(ctx context.Context, id string, rb Runbook, actor,
 }
 
 // fillSlots gives free remediation slots of tenant to open incidents that wait for one,
-// oldest first. Failures are logged.
+// oldest first, when some were deferred since the last time. Failures are logged.
 func (e *Engine) fillSlots(ctx context.Context, tenant string) {
+	e.mu.Lock()
+	deferred := e.waiting[tenant]
+	delete(e.waiting, tenant)
+	e.mu.Unlock()
+	if deferred {
+		e.fillSlotsNow(ctx, tenant)
+	}
+}
+
+// fillSlotsNow is fillSlots without the check that something was deferred.
+func (e *Engine) fillSlotsNow(ctx context.Context, tenant string) {
 	waiting, err := e.st.ListIncidents(ctx, tenant,
 		store.IncidentFilter{State: store.IncidentOpen})
 	if err != nil {
@@ -157,8 +168,10 @@ func (e *Engine) fillSlots(ctx context.Context, tenant string) {
 		if !ok {
 			continue
 		}
-		n, err := e.st.CountIncidents(ctx, tenant, store.IncidentRemediating)
-		if err != nil || n >= e.cfg.MaxConcurrent {
+		if e.slotsFull(tenant) {
+			e.mu.Lock()
+			e.waiting[tenant] = true // the rest wait for the next free slot
+			e.mu.Unlock()
 			return
 		}
 		actor, action := ControllerActor, "auto_remediated"
@@ -196,6 +209,7 @@ func (e *Engine) escalate(ctx context.Context, id, actor, reason string) error {
 		e.cfg.Escalator.Escalate(ctx, e.escalation(ctx, inc, reason))
 	}
 	if was == store.IncidentRemediating {
+		e.releaseSlot(inc.Tenant)
 		e.fillSlots(ctx, inc.Tenant)
 	}
 	return nil
@@ -217,4 +231,13 @@ func (e *Engine) escalation(ctx context.Context, inc store.Incident,
 		}
 	}
 	return esc
+}
+
+// slotsFull reports whether tenant's remediation slots are known to be all in use.
+func (e *Engine) slotsFull(tenant string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+
+	n, ok := e.slots[tenant]
+	return ok && n >= e.cfg.MaxConcurrent
 }

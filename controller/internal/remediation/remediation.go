@@ -185,8 +185,9 @@ type Engine struct {
 	log   *slog.Logger
 	clock func() time.Time
 
-	mu      sync.Mutex             // guards tenants
-	tenants map[string]*sync.Mutex // serialises slot-taking decisions per tenant
+	mu      sync.Mutex      // guards the fields below
+	slots   map[string]int  // remediating incidents per tenant, loaded from the store once
+	waiting map[string]bool // tenants with incidents deferred for want of a slot
 }
 
 // New checks cfg, fills its defaults and returns an Engine.
@@ -217,7 +218,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg.Clock = time.Now
 	}
 	return &Engine{cfg: cfg, st: cfg.Store, log: cfg.Log, clock: cfg.Clock,
-		tenants: map[string]*sync.Mutex{}}, nil
+		slots: map[string]int{}, waiting: map[string]bool{}}, nil
 }
 
 func defaultDuration(d *time.Duration, def time.Duration) {
@@ -226,17 +227,42 @@ func defaultDuration(d *time.Duration, def time.Duration) {
 	}
 }
 
-// tenantLock returns the mutex that serialises tenant's slot-taking decisions.
-func (e *Engine) tenantLock(tenant string) *sync.Mutex {
+// takeSlot takes one of tenant's MaxConcurrent remediation slots and reports whether
+// it got one, and how many are in use. The count is loaded from the store the first time
+// a tenant is seen and kept in memory after that, so no lock is held across a write.
+//
+// Known limitation: the count is per controller process; two controllers sharing a
+// store would each allow MaxConcurrent.
+func (e *Engine) takeSlot(ctx context.Context, tenant string) (bool, int, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 
-	m, ok := e.tenants[tenant]
+	n, ok := e.slots[tenant]
 	if !ok {
-		m = &sync.Mutex{}
-		e.tenants[tenant] = m
+		var err error
+		n, err = e.st.CountIncidents(ctx, tenant, store.IncidentRemediating)
+		if err != nil {
+			return false, 0, err
+		}
 	}
-	return m
+	if n >= e.cfg.MaxConcurrent {
+		e.slots[tenant] = n
+		e.waiting[tenant] = true
+		return false, n, nil
+	}
+	e.slots[tenant] = n + 1
+	return true, n + 1, nil
+}
+
+// releaseSlot gives back a slot taken by takeSlot: its incident left remediating, or was
+// never moved to it.
+func (e *Engine) releaseSlot(tenant string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+
+	if e.slots[tenant] > 0 {
+		e.slots[tenant]--
+	}
 }
 
 // record writes d through the Recorder; a failure is logged.

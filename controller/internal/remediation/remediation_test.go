@@ -594,3 +594,5 @@ func TestManualRun(t *testing.T) {
 		t.Error("unknown runbook accepted")
 	}
 }
+
+func testLogQuiet() *slog.Logger { return slog.New(slog.DiscardHandler) }

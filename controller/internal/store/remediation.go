@@ -145,6 +145,10 @@ type Commands interface {
 	// UnfinishedCommands returns the agent's commands that are pending or sent, oldest
 	// first.
 	UnfinishedCommands(ctx context.Context, tenant, agent string) ([]Command, error)
+	// IssueCommand stores c as CreateCommand does and, in the same transaction, applies fn
+	// to the incident c.Incident as UpdateIncident does, returning the incident. Nothing
+	// is written when either fails.
+	IssueCommand(ctx context.Context, c Command, fn func(*Incident) error) (Incident, error)
 }
 
 // CheckStatus is the latest known state of one check on one agent.

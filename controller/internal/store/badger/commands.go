@@ -24,27 +24,47 @@ func commandOpenKey(tenant, agent, id string) []byte {
 
 // CreateCommand stores c.
 func (s *Store) CreateCommand(ctx context.Context, c store.Command) error {
-	err := s.update(ctx, func(txn *badgerdb.Txn) error {
-		var a store.Agent
-		if err := get(txn, agentKey(c.Tenant, c.Agent), &a); err != nil {
-			return err
-		}
-		found, err := exists(txn, commandIndexKey(c.ID))
-		if err != nil {
-			return err
-		}
-		if found {
-			return store.ErrExists
-		}
-		if err := txn.Set(commandIndexKey(c.ID), []byte(c.Tenant)); err != nil {
-			return err
-		}
-		return putCommand(txn, c)
-	})
+	err := s.update(ctx, func(txn *badgerdb.Txn) error { return createCommand(txn, c) })
 	if err != nil {
 		return fmt.Errorf("create command %s: %w", c.ID, err)
 	}
 	return nil
+}
+
+func createCommand(txn *badgerdb.Txn, c store.Command) error {
+	var a store.Agent
+	if err := get(txn, agentKey(c.Tenant, c.Agent), &a); err != nil {
+		return err
+	}
+	found, err := exists(txn, commandIndexKey(c.ID))
+	if err != nil {
+		return err
+	}
+	if found {
+		return store.ErrExists
+	}
+	if err := txn.Set(commandIndexKey(c.ID), []byte(c.Tenant)); err != nil {
+		return err
+	}
+	return putCommand(txn, c)
+}
+
+// IssueCommand stores c and updates its incident in one transaction.
+func (s *Store) IssueCommand(ctx context.Context, c store.Command,
+	fn func(*store.Incident) error) (store.Incident, error) {
+	var inc store.Incident
+	err := s.update(ctx, func(txn *badgerdb.Txn) error {
+		if err := createCommand(txn, c); err != nil {
+			return err
+		}
+		var err error
+		inc, err = updateIncident(txn, c.Incident, fn)
+		return err
+	})
+	if err != nil {
+		return store.Incident{}, fmt.Errorf("issue command %s: %w", c.ID, err)
+	}
+	return inc, nil
 }
 
 // putCommand writes c and keeps its unfinished index entry in step with its status.

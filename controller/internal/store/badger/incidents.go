@@ -156,12 +156,18 @@ func (s *Store) ListIncidents(ctx context.Context, tenant string,
 		}
 		for _, tn := range tenants {
 			start := len(out)
-			err := each(txn, incidentsPrefix(tn), func(inc store.Incident) error {
+			match := func(inc store.Incident) error {
 				if incidentMatches(inc, f) {
 					out = append(out, inc)
 				}
 				return nil
-			})
+			}
+			var err error
+			if f.State != "" && f.State != store.IncidentResolved {
+				err = eachInState(txn, tn, f.State, match)
+			} else {
+				err = each(txn, incidentsPrefix(tn), match)
+			}
 			if err != nil {
 				return err
 			}
@@ -175,6 +181,29 @@ func (s *Store) ListIncidents(ctx context.Context, tenant string,
 		return nil, fmt.Errorf("list incidents: %w", err)
 	}
 	return out, nil
+}
+
+// eachInState passes each of tenant's incidents in state st (unresolved) to fn, through
+// the state index, in id order.
+func eachInState(txn *badgerdb.Txn, tenant string, st store.IncidentState,
+	fn func(store.Incident) error) error {
+	prefix := incidentStatePrefix(tenant, st)
+	opts := badgerdb.DefaultIteratorOptions
+	opts.Prefix = prefix
+	opts.PrefetchValues = false
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
+		id := string(it.Item().Key()[len(prefix):])
+		var inc store.Incident
+		if err := get(txn, incidentKey(tenant, id), &inc); err != nil {
+			return fmt.Errorf("incident %s: %w", id, err)
+		}
+		if err := fn(inc); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func incidentMatches(inc store.Incident, f store.IncidentFilter) bool {
@@ -193,29 +222,38 @@ func (s *Store) UpdateIncident(ctx context.Context, id string,
 	fn func(*store.Incident) error) (store.Incident, error) {
 	var inc store.Incident
 	err := s.update(ctx, func(txn *badgerdb.Txn) error {
-		old, err := getIncident(txn, id)
-		if err != nil {
-			return err
-		}
-		inc = old
-		inc.History = slices.Clone(old.History)
-		inc.Commands = slices.Clone(old.Commands)
-		if err := fn(&inc); err != nil {
-			return err
-		}
-		if inc.ID != old.ID || inc.Tenant != old.Tenant || inc.Agent != old.Agent ||
-			inc.Check != old.Check {
-			return errors.New("update changed the incident's id, tenant, agent or check")
-		}
-		if old.State == store.IncidentResolved && inc.State != store.IncidentResolved {
-			return errors.New("a resolved incident cannot be reopened")
-		}
-		return putIncident(txn, &old, inc)
+		var err error
+		inc, err = updateIncident(txn, id, fn)
+		return err
 	})
 	if err != nil {
 		return store.Incident{}, fmt.Errorf("update incident %s: %w", id, err)
 	}
 	return inc, nil
+}
+
+// updateIncident applies fn to the stored incident id within txn and writes the result.
+func updateIncident(txn *badgerdb.Txn, id string,
+	fn func(*store.Incident) error) (store.Incident, error) {
+	old, err := getIncident(txn, id)
+	if err != nil {
+		return store.Incident{}, err
+	}
+	inc := old
+	inc.History = slices.Clone(old.History)
+	inc.Commands = slices.Clone(old.Commands)
+	if err := fn(&inc); err != nil {
+		return store.Incident{}, err
+	}
+	if inc.ID != old.ID || inc.Tenant != old.Tenant || inc.Agent != old.Agent ||
+		inc.Check != old.Check {
+		return store.Incident{}, errors.New(
+			"update changed the incident's id, tenant, agent or check")
+	}
+	if old.State == store.IncidentResolved && inc.State != store.IncidentResolved {
+		return store.Incident{}, errors.New("a resolved incident cannot be reopened")
+	}
+	return inc, putIncident(txn, &old, inc)
 }
 
 // CountIncidents counts tenant's incidents in an unresolved state.
