@@ -107,6 +107,7 @@ status=0
 echo
 cat "$work/results.txt"
 (cd agent && go test -run '^$' -bench BenchmarkHIPAA -benchtime 200x ./internal/checks/ | awk '/^BenchmarkHIPAA/ {printf "baseline evaluation (hipaa-v1, prepared Debian host): %.2f ms per run (target < 100 ms)\n", $3/1e6}')
+(cd controller && go test -run '^$' -bench BenchmarkDriftReports -benchtime 5000x ./internal/remediation/ | awk '/^BenchmarkDriftReports/ {for (i = 1; i <= NF; i++) if ($(i+1) == "reports/s") printf "drift reports to incidents and signed commands (500 agents, synced Badger): %d reports/s (target >= 5000)\n", $i}')
 (cd pkg && go test -run '^$' -bench '^BenchmarkClassify$' -benchtime 200000x ./classify/ | awk '/^BenchmarkClassify/ {for (i = 1; i < NF; i++) if ($(i+1) == "hosts/s") printf "classification (labelled corpus, one core): %.0f hosts per second (target >= 100000)\n", $i}')
 (cd controller && WARD_EVIDENCE_BENCH=1 go test -count=1 -v -run '^TestEvidenceThroughput$' ./internal/evidence/ | grep -E '^(evidence|raw|append)')
 if [ "$status" -ne 0 ]; then
