@@ -1803,7 +1803,18 @@ type Checkpoint struct {
 	// Hash of the last record.
 	HeadHash []byte `protobuf:"bytes,3,opt,name=head_hash,json=headHash,proto3" json:"head_hash,omitempty"`
 	// When the controller signed it.
-	SignedAt      *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=signed_at,json=signedAt,proto3" json:"signed_at,omitempty"`
+	SignedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=signed_at,json=signedAt,proto3" json:"signed_at,omitempty"`
+	// The controller's evidence-key signature over the checkpoint's five-line text (ASN.1
+	// DER ECDSA), kept by the witness for auditors.
+	Signature []byte `protobuf:"bytes,5,opt,name=signature,proto3" json:"signature,omitempty"`
+	// Size of the earlier checkpoint the consistency proof starts from: the newest one this
+	// witness countersigned, or size itself for a witness that has seen none.
+	FromSize uint64 `protobuf:"varint,6,opt,name=from_size,json=fromSize,proto3" json:"from_size,omitempty"`
+	// Chain hash of record from_size (32 zero bytes when from_size is 0).
+	FromHead []byte `protobuf:"bytes,7,opt,name=from_head,json=fromHead,proto3" json:"from_head,omitempty"`
+	// Leaf hashes (SHA-256 of the canonical body) of records from_size+1 through size, in
+	// order: folding them into from_head must give head_hash.
+	LeafHashes    [][]byte `protobuf:"bytes,8,rep,name=leaf_hashes,json=leafHashes,proto3" json:"leaf_hashes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1866,6 +1877,34 @@ func (x *Checkpoint) GetSignedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Checkpoint) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+func (x *Checkpoint) GetFromSize() uint64 {
+	if x != nil {
+		return x.FromSize
+	}
+	return 0
+}
+
+func (x *Checkpoint) GetFromHead() []byte {
+	if x != nil {
+		return x.FromHead
+	}
+	return nil
+}
+
+func (x *Checkpoint) GetLeafHashes() [][]byte {
+	if x != nil {
+		return x.LeafHashes
+	}
+	return nil
+}
+
 // WitnessSignature is a collector's countersignature of a checkpoint it verified.
 type WitnessSignature struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1879,6 +1918,8 @@ type WitnessSignature struct {
 	Signature []byte `protobuf:"bytes,4,opt,name=signature,proto3" json:"signature,omitempty"`
 	// Set when the checkpoint did not extend the previous one; the witness then refuses.
 	Inconsistency string `protobuf:"bytes,5,opt,name=inconsistency,proto3" json:"inconsistency,omitempty"`
+	// The witness's certificate chain (DER, leaf first) whose key made the signature.
+	Certificates  [][]byte `protobuf:"bytes,6,rep,name=certificates,proto3" json:"certificates,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1946,6 +1987,13 @@ func (x *WitnessSignature) GetInconsistency() string {
 		return x.Inconsistency
 	}
 	return ""
+}
+
+func (x *WitnessSignature) GetCertificates() [][]byte {
+	if x != nil {
+		return x.Certificates
+	}
+	return nil
 }
 
 // RenewRequest asks for a new certificate.
@@ -2197,19 +2245,25 @@ const file_ward_v1_agent_proto_rawDesc = "" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x1a\n" +
 	"\bdocument\x18\x03 \x01(\fR\bdocument\x12\x16\n" +
 	"\x06tenant\x18\x04 \x01(\tR\x06tenant\x12=\n" +
-	"\fpublished_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vpublishedAt\"\x8e\x01\n" +
+	"\fpublished_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vpublishedAt\"\x87\x02\n" +
 	"\n" +
 	"Checkpoint\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x04R\x04size\x12\x1b\n" +
 	"\thead_hash\x18\x03 \x01(\fR\bheadHash\x127\n" +
-	"\tsigned_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bsignedAt\"\x9f\x01\n" +
+	"\tsigned_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bsignedAt\x12\x1c\n" +
+	"\tsignature\x18\x05 \x01(\fR\tsignature\x12\x1b\n" +
+	"\tfrom_size\x18\x06 \x01(\x04R\bfromSize\x12\x1b\n" +
+	"\tfrom_head\x18\a \x01(\fR\bfromHead\x12\x1f\n" +
+	"\vleaf_hashes\x18\b \x03(\fR\n" +
+	"leafHashes\"\xc3\x01\n" +
 	"\x10WitnessSignature\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x04R\x04size\x12\x1b\n" +
 	"\thead_hash\x18\x03 \x01(\fR\bheadHash\x12\x1c\n" +
 	"\tsignature\x18\x04 \x01(\fR\tsignature\x12$\n" +
-	"\rinconsistency\x18\x05 \x01(\tR\rinconsistency\"'\n" +
+	"\rinconsistency\x18\x05 \x01(\tR\rinconsistency\x12\"\n" +
+	"\fcertificates\x18\x06 \x03(\fR\fcertificates\"'\n" +
 	"\fRenewRequest\x12\x17\n" +
 	"\acsr_der\x18\x01 \x01(\fR\x06csrDer\"e\n" +
 	"\rRenewResponse\x12+\n" +
