@@ -165,6 +165,8 @@ type installation struct {
 	certTTL  time.Duration
 	ctl      *proc
 	restarts int
+	// serveArgs are added to every `ward-controller serve` command line.
+	serveArgs []string
 }
 
 func newInstallation(t *testing.T, interval time.Duration) *installation {
@@ -193,6 +195,7 @@ func (in *installation) startController() {
 	if in.certTTL > 0 {
 		args = append(args, "--cert-ttl", in.certTTL.String())
 	}
+	args = append(args, in.serveArgs...)
 	in.ctl = start(t, filepath.Join(in.dir, fmt.Sprintf("controller-%d.log", in.restarts)),
 		"ward-controller", args...)
 	in.restarts++

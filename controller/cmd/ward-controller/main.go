@@ -3,6 +3,7 @@
 //	ward-controller init --data-dir DIR --trust-domain DOMAIN [--dns NAME ...] [--name NAME]
 //	ward-controller serve --data-dir DIR [--listen ADDR] [--metrics-listen ADDR]
 //	    [--heartbeat-interval 30s] [--cert-ttl 24h] [--log-level info]
+//	    [--webhook-url URL --webhook-secret-file F]
 //	ward-controller version
 //
 // Logs are JSON lines on standard error. serve stops gracefully on SIGTERM or SIGINT.
@@ -108,6 +109,10 @@ func newServeCommand(logger func() *slog.Logger) *cobra.Command {
 		server.DefaultHeartbeatInterval, "heartbeat interval agents are told to use")
 	f.DurationVar(&cfg.CertTTL, "cert-ttl", server.DefaultCertTTL,
 		"lifetime of agent certificates")
+	f.StringVar(&cfg.WebhookURL, "webhook-url", "",
+		"where escalated incidents are posted (HMAC-signed JSON); empty: none")
+	f.StringVar(&cfg.WebhookSecretFile, "webhook-secret-file", "",
+		"file holding the webhook's HMAC key (at least 16 bytes); required with --webhook-url")
 	addTuningFlags(f, &cfg)
 	f.IntVar(&gcPercent, "gc-percent", defaultGCPercent,
 		"garbage collection target percentage, unless GOGC is set")
