@@ -72,6 +72,21 @@ online_count() {
 }
 expect_online() { [ "$(online_count)" = "$1" ]; }
 
+# Agents evaluate and remediate the host under --host-root: in this demo each one gets a
+# prepared tree (a compliant Debian server from checkstest), never the real /etc.
+(cd "$root" && CGO_ENABLED=0 go build -o "$work/hosttree" \
+	./agent/internal/checks/checkstest/hosttree)
+
+# incident_field AGENT CHECK FIELD: FIELD of the agent's newest incident for CHECK.
+incident_field() {
+	"$bin/wardctl" incident list --agent "$1" -o json | python3 -c '
+import json, sys
+check, field = sys.argv[1], sys.argv[2]
+found = [i for i in json.load(sys.stdin) if i.get("check") == check]
+print(found[-1].get(field, "") if found else "")' "$2" "$3"
+}
+incident_in() { [ "$(incident_field "$1" "$2" state)" = "$3" ]; }
+
 say "1. Initialise a controller (CA, serving certificate, policy key, first admin)"
 "$bin/ward-controller" init --data-dir "$data" --trust-domain demo.ward.test \
 	2>>"$work/controller.log"
@@ -92,7 +107,9 @@ for i in 1 2 3; do
 	state="$work/agent-$i"
 	"$bin/ward-agent" enroll --controller "$WARD_CONTROLLER" --token-file "$work/token" \
 		--ca-file "$WARD_CA" --state-dir "$state" 2>>"$work/agent-$i.log"
-	"$bin/ward-agent" run --state-dir "$state" >>"$work/agent-$i.log" 2>&1 &
+	"$work/hosttree" "$work/host-$i"
+	"$bin/ward-agent" run --state-dir "$state" --host-root "$work/host-$i" \
+		>>"$work/agent-$i.log" 2>&1 &
 	eval "agent_pid_$i=$!"
 	pids+=("$!")
 	id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["agent_id"])' \
@@ -178,5 +195,46 @@ if "$bin/wardctl" evidence verify "$work/tampered.tar.gz" --ca "$data/ca.pem"; t
 	exit 1
 fi
 note "the verifier names the changed record and exits non-zero"
+
+say "10. Drift and remediation: two more clinic servers with password SSH enabled"
+"$bin/wardctl" token create --tenant clinic-a --uses 1 --ttl 1h >"$work/token-web"
+"$bin/wardctl" token create --tenant clinic-a --uses 1 --ttl 1h --tier 3 >"$work/token-pacs"
+chmod 600 "$work/token-web" "$work/token-pacs"
+for name in web pacs; do
+	"$work/hosttree" --password-ssh "$work/host-$name"
+done
+note "web (tier 1) and pacs (tier 3) each have: $(grep -m1 '^PasswordAuthentication' \
+	"$work/host-web/etc/ssh/sshd_config")"
+for name in web pacs; do
+	"$bin/ward-agent" enroll --controller "$WARD_CONTROLLER" --token-file "$work/token-$name" \
+		--ca-file "$WARD_CA" --state-dir "$work/agent-$name" 2>>"$work/agent-$name.log"
+	"$bin/ward-agent" run --state-dir "$work/agent-$name" --host-root "$work/host-$name" \
+		>>"$work/agent-$name.log" 2>&1 &
+	pids+=("$!")
+done
+web=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["agent_id"])' \
+	"$work/agent-web/agent.json")
+pacs=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["agent_id"])' \
+	"$work/agent-pacs/agent.json")
+note "each agent evaluates hipaa-v1 at start and reports SSH-002 failing; service state in"
+note "these trees is simulated (no systemd here), and the agents say so in their logs"
+
+wait_for "web's SSH-002 incident to resolve" 60 incident_in "$web" SSH-002 resolved
+note "tier 1: the incident opened, RB-SSH-001 was signed and sent, the agent applied it,"
+note "re-ran SSH-002, and the passing check resolved the incident:"
+"$bin/wardctl" incident show "$(incident_field "$web" SSH-002 id)"
+note "web's sshd_config now has: $(grep -m1 '^PasswordAuthentication' \
+	"$work/host-web/etc/ssh/sshd_config")"
+
+wait_for "pacs's SSH-002 incident to await approval" 60 \
+	incident_in "$pacs" SSH-002 awaiting_approval
+note "tier 3: the same drift waits for a person; nothing changed on pacs yet:"
+"$bin/wardctl" incident list --agent "$pacs"
+pacs_incident=$(incident_field "$pacs" SSH-002 id)
+"$bin/wardctl" incident approve "$pacs_incident"
+wait_for "pacs's SSH-002 incident to resolve" 60 incident_in "$pacs" SSH-002 resolved
+"$bin/wardctl" incident show "$pacs_incident"
+note "pacs's sshd_config now has: $(grep -m1 '^PasswordAuthentication' \
+	"$work/host-pacs/etc/ssh/sshd_config"); the approval is recorded with the approver"
 
 say "Done. The throwaway installation in $work is removed now."
