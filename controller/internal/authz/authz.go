@@ -9,6 +9,8 @@
 //	                                   an operator that exists and is not revoked
 //	/ward.v1.EvidenceService/*         an operator that exists and is not revoked (role
 //	                                   and tenant checks in package evidence)
+//	/ward.v1.InventoryService/*        an operator that exists and is not revoked (role
+//	                                   and tenant checks in package inventory)
 //	anything else                      nobody
 //
 // Denials answer codes.Unauthenticated when there is no verified certificate and
@@ -80,6 +82,7 @@ func accessFor(method string) access {
 	case strings.HasPrefix(method, "/ward.v1.AdminService/"),
 		strings.HasPrefix(method, "/ward.v1.EvidenceService/"),
 		strings.HasPrefix(method, "/ward.v1.RemediationService/"),
+		strings.HasPrefix(method, "/ward.v1.InventoryService/"),
 		strings.HasPrefix(method, "/grpc.reflection."):
 		return accessOperator
 	}
