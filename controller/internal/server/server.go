@@ -30,6 +30,7 @@ import (
 	"github.com/wardsec/ward/controller/internal/ca"
 	"github.com/wardsec/ward/controller/internal/enroll"
 	"github.com/wardsec/ward/controller/internal/install"
+	"github.com/wardsec/ward/controller/internal/inventory"
 	"github.com/wardsec/ward/controller/internal/metrics"
 	"github.com/wardsec/ward/controller/internal/presence"
 	"github.com/wardsec/ward/controller/internal/remediation"
@@ -135,13 +136,18 @@ func (s *Server) buildServices(authority *ca.CA, policy *ca.PolicyKey, az *authz
 		return fmt.Errorf("server: %w", err)
 	}
 	hooks := &remediation.Observer{} // its engine is set by buildRemediation
+	inv, invAPI, err := s.buildInventory()
+	if err != nil {
+		return err
+	}
 	s.agents, err = agentapi.New(agentapi.Config{
 		Store: s.store, CA: authority, RootsDER: authority.RootsDER(),
 		TrustDomain: s.inst.TrustDomain, HeartbeatInterval: s.cfg.HeartbeatInterval,
 		CertTTL: s.cfg.CertTTL, MaxMessageBytes: s.cfg.MaxRecvMsgBytes,
 		MessageRate: s.cfg.MessageRate, MessageBurst: s.cfg.MessageBurst,
 		RevocationScan: s.cfg.RevocationScan, Commands: commandOwners{st: s.db},
-		Observer: hooks, Metrics: s.metrics, Log: s.log, Clock: s.cfg.Clock,
+		Observer: observers{hooks, inventory.Observer{Inventory: inv}},
+		Metrics:  s.metrics, Log: s.log, Clock: s.cfg.Clock,
 		Evidence: s.evidence.log,
 	})
 	if err != nil {
@@ -165,6 +171,7 @@ func (s *Server) buildServices(authority *ca.CA, policy *ca.PolicyKey, az *authz
 	s.evidence.register(s.grpc)
 	wardv1.RegisterAdminServiceServer(s.grpc, admin)
 	s.remediation.api.Register(s.grpc)
+	invAPI.Register(s.grpc)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 
