@@ -9,10 +9,12 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	wardv1 "github.com/wardsec/ward/proto/ward/v1"
@@ -32,8 +34,9 @@ const clientBufferSize = 8 << 10
 // Dialer opens simulated agents' connections to one server. Each connection gets its own TLS
 // handshake with the agent's certificate, as real agents do. Safe for concurrent use.
 type Dialer struct {
-	addr string
-	base *tls.Config // shared; cloned per agent only to set the certificate
+	addr     string
+	base     *tls.Config  // shared; cloned per agent only to set the certificate
+	baseline atomic.Value // string: baseline version that Hellos report, once learnt
 }
 
 // NewDialer returns a Dialer for the server at addr (host:port) whose certificate chains to
@@ -49,6 +52,16 @@ func NewDialer(addr string, roots *x509.CertPool) *Dialer {
 		ServerName: host,
 		NextProtos: []string{"h2"},
 	}}
+}
+
+// SetBaseline makes every later Hello report baseline version v, as agents that applied
+// it do. Safe for concurrent use.
+func (d *Dialer) SetBaseline(v string) { d.baseline.Store(v) }
+
+// Baseline returns the version Hellos report; empty until SetBaseline.
+func (d *Dialer) Baseline() string {
+	v, _ := d.baseline.Load().(string)
+	return v
 }
 
 // Addr returns the server address.
@@ -89,6 +102,8 @@ type Session struct {
 	started  time.Time
 	nextSeq  uint64
 	interval time.Duration // heartbeat interval from Welcome
+	baseline string        // version the Hello reports
+	offered  string        // version of a baseline received during setup
 
 	closeOnce sync.Once
 }
@@ -104,7 +119,8 @@ func (d *Dialer) Connect(ctx context.Context, id Identity) (*Session, error) {
 	stop := context.AfterFunc(ctx, cancel)
 	defer stop()
 
-	s := &Session{id: id, conn: conn, cancel: cancel, started: time.Now()}
+	s := &Session{id: id, conn: conn, cancel: cancel, started: time.Now(),
+		baseline: d.Baseline()}
 	if err := s.open(streamCtx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("connect agent %s: %w", id.ID, err)
@@ -151,7 +167,50 @@ func (s *Session) awaitAck(seq uint64) error {
 		if a := resp.GetAck(); a != nil && a.GetUpToSeq() >= seq {
 			return nil
 		}
+		if v, ok := baselineVersion(resp); ok {
+			s.offered = v
+		}
 	}
+}
+
+// LearnBaseline connects as id and waits up to wait for the baseline the server offers an
+// agent that reports none, then makes d's later Hellos report its version, so that the
+// agents measured are in the steady state of agents that applied it. It returns the
+// version, empty when the server offered none in time (the bare server never does).
+func (d *Dialer) LearnBaseline(ctx context.Context, id Identity,
+	wait time.Duration) (string, error) {
+	s, err := d.Connect(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	defer s.Close()
+
+	timer := time.AfterFunc(wait, s.cancel)
+	defer timer.Stop()
+	v := s.offered
+	for v == "" {
+		resp, err := s.stream.Recv()
+		if err != nil {
+			return "", nil // no offer in time
+		}
+		v, _ = baselineVersion(resp)
+	}
+	d.SetBaseline(v)
+	return v, nil
+}
+
+// baselineVersion returns the version of the baseline update resp carries, if it is one.
+// The signature is not checked: the load generator applies nothing.
+func baselineVersion(resp *wardv1.ConnectResponse) (string, bool) {
+	b := resp.GetBaselineUpdate()
+	if b == nil {
+		return "", false
+	}
+	var spec wardv1.BaselineSpec
+	if err := proto.Unmarshal(b.GetPayload(), &spec); err != nil {
+		return "", false
+	}
+	return spec.GetVersion(), spec.GetVersion() != ""
 }
 
 // Heartbeat sends the next heartbeat without waiting for its ack.
@@ -177,7 +236,8 @@ func (s *Session) hello() *wardv1.ConnectRequest {
 				AgentVersion: "loadgen",
 				Roles:        []string{"host"},
 			},
-			Spool: &wardv1.SpoolState{},
+			Spool:           &wardv1.SpoolState{},
+			BaselineVersion: s.baseline,
 		}},
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/wardsec/ward/pkg/logkey"
 )
@@ -26,6 +27,8 @@ type Fleet struct {
 
 	receivers sync.WaitGroup // one receive loop per session
 	dropped   atomic.Int64   // sessions the server ended
+	pushed    atomic.Int64   // messages other than acks that the server sent
+	pushBytes atomic.Int64   // their encoded size
 }
 
 // idleSession is a session with its heartbeat schedule, owned by Fleet.Beat.
@@ -90,7 +93,12 @@ func (f *Fleet) add(s *Session) {
 func (f *Fleet) receive(is *idleSession) {
 	defer f.receivers.Done()
 	for {
-		if _, err := is.stream.Recv(); err != nil {
+		resp, err := is.stream.Recv()
+		if err == nil && resp.GetAck() == nil {
+			f.pushed.Add(1)
+			f.pushBytes.Add(int64(proto.Size(resp)))
+		}
+		if err != nil {
 			if !is.closing.Load() {
 				f.dropped.Add(1)
 				f.log.Warn("server ended an idle session", logkey.Agent, is.id.ID,
@@ -107,6 +115,10 @@ func (f *Fleet) Len() int {
 	defer f.mu.Unlock()
 	return len(f.sessions)
 }
+
+// Pushed returns how many messages other than acks (welcomes after setup, baselines,
+// commands) the server has sent the fleet, and their encoded size in bytes.
+func (f *Fleet) Pushed() (n, bytes int64) { return f.pushed.Load(), f.pushBytes.Load() }
 
 // Dropped returns how many sessions the server ended.
 func (f *Fleet) Dropped() int64 { return f.dropped.Load() }

@@ -19,6 +19,14 @@ func idle(ctx context.Context, cfg Config, srv server, ids []Identity, res *Resu
 	go func() { beatDone <- fleet.Beat(beatCtx) }()
 	defer func() { stopBeat(); <-beatDone }()
 
+	v, err := srv.dialer.LearnBaseline(ctx, ids[0], 3*time.Second)
+	if err != nil {
+		return fmt.Errorf("%s: %w", srv.name, err)
+	}
+	if v != "" {
+		cfg.Log.Info("agents report the offered baseline", "server", srv.name,
+			logkey.Version, v)
+	}
 	if err := sleep(ctx, cfg.Settle); err != nil {
 		return err
 	}
@@ -26,7 +34,7 @@ func idle(ctx context.Context, cfg Config, srv server, ids []Identity, res *Resu
 	if err != nil {
 		return err
 	}
-	cfg.Log.Info("idle agents: baseline", "server", srv.name, "rss_kib", rss0>>10)
+	cfg.Log.Info("idle agents: memory before connecting", "server", srv.name, "rss_kib", rss0>>10)
 
 	prev := 0
 	for _, n := range cfg.Sizes {
@@ -46,9 +54,10 @@ func idle(ctx context.Context, cfg Config, srv server, ids []Identity, res *Resu
 			return err
 		}
 		res.addIdle(srv.name, n, rss0, rss, fleet.Dropped())
+		pushed, pushedBytes := fleet.Pushed()
 		cfg.Log.Info("idle agents measured", "server", srv.name, logkey.Count, n,
 			"rss_kib", rss>>10, "per_agent_kib", (int64(rss)-int64(rss0))/int64(n)>>10,
-			"dropped", fleet.Dropped())
+			"dropped", fleet.Dropped(), "pushed", pushed, "pushed_kib", pushedBytes>>10)
 	}
 
 	fleet.Close()
