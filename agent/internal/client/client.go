@@ -87,6 +87,11 @@ type Config struct {
 	// BaselineVersion returns the version of the baseline the agent applies, for each
 	// Hello; nil or "" means none.
 	BaselineVersion func() string
+	// Checkpoints receives each evidence checkpoint whose signature verifies with
+	// PolicyKey (a collector witnesses it: package witness). It is called from the
+	// stream's receive loop and must return quickly. Nil: checkpoints are verified and
+	// logged.
+	Checkpoints func(cp *wardv1.Checkpoint)
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 

@@ -79,13 +79,17 @@ func (c *Client) handleBaseline(p *wardv1.SignedPayload) {
 	c.cfg.Baselines(&spec)
 }
 
-// handleCheckpoint verifies an evidence checkpoint. Witnessing is not implemented yet.
+// handleCheckpoint verifies an evidence checkpoint and hands it to Config.Checkpoints.
 func (c *Client) handleCheckpoint(p *wardv1.SignedPayload) {
 	var cp wardv1.Checkpoint
 	if err := c.verify(p, &cp); err != nil {
 		c.log.Warn("checkpoint refused: signature does not verify", logkey.Error, err)
 		return
 	}
-	c.log.Info("checkpoint verified; witnessing is not yet supported",
-		logkey.Tenant, cp.GetTenant(), "size", cp.GetSize())
+	if c.cfg.Checkpoints == nil {
+		c.log.Info("checkpoint verified; this agent is no witness",
+			logkey.Tenant, cp.GetTenant(), "size", cp.GetSize())
+		return
+	}
+	c.cfg.Checkpoints(&cp)
 }
