@@ -93,7 +93,13 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	cmds := newCommandRunner(cfg.Log.With("component", "commands"))
 	var loop *drift.Loop // set below; the client calls the hooks only once it runs
-	c, err := client.New(client.Config{
+	var c *client.Client
+	witnessed, err := witnessHook(cfg.Dir, st.Info.Tenant, rolesOf(cfg, st), &c,
+		cfg.Log.With("component", "witness"))
+	if err != nil {
+		return err
+	}
+	c, err = client.New(client.Config{
 		Addr: addr, Info: st.Info, Dir: cfg.Dir, Cert: st.Cert, CertObtained: st.CertTime, Roots: st.Roots,
 		PolicyKey: st.PolicyKey, Spool: sp, Log: cfg.Log,
 		Facts: func() *wardv1.HostFacts {
@@ -102,6 +108,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Commands:        cmds.Receive,
 		Baselines:       func(spec *wardv1.BaselineSpec) { applyBaseline(bs, loop, spec, cfg.Log) },
 		BaselineVersion: bs.Version,
+		Checkpoints:     witnessed,
 	})
 	if err != nil {
 		return err
