@@ -7,6 +7,7 @@
 //
 // A running agent evaluates its baseline at once when it receives SIGUSR1.
 //
+//	ward-agent evidence checkpoints --state-dir DIR [-o table|json]
 //	ward-agent version
 package main
 
@@ -31,6 +32,7 @@ import (
 const usage = `usage:
   ward-agent enroll --controller ADDR --token-file F --ca-file F --state-dir DIR [--role host|collector] [--force]
   ward-agent run --state-dir DIR [--controller ADDR] [--host-root /] [--log-level info] [--spool-max-bytes N] [--role host|collector] [--allow-shell]
+  ward-agent evidence checkpoints --state-dir DIR [-o table|json]
   ward-agent version
 `
 
@@ -62,6 +64,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runEnroll(ctx, args[1:], stdout, stderr)
 	case "run":
 		return runAgent(ctx, args[1:], stderr)
+	case "evidence":
+		return runEvidence(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "ward-agent", version.Version)
 		return nil
