@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -8,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wardsec/ward/pkg/baseline"
 )
 
 // incidentInfo is what `wardctl incident list -o json` reports of one incident.
@@ -115,5 +118,52 @@ func TestDriftIsRemediatedAndTierThreeWaitsForApproval(t *testing.T) {
 	show := in.wardctl("incident", "show", waiting.ID)
 	if !strings.Contains(show, "admin") {
 		t.Errorf("incident show does not name the approver:\n%s", show)
+	}
+}
+
+// TestBaselinePushReachesAgents pushes a new version of hipaa-v1: the running agent
+// verifies and applies it, keeps it in its state directory and reports the version,
+// which the controller shows beside the tenant's baseline.
+func TestBaselinePushReachesAgents(t *testing.T) {
+	in := newInstallation(t, time.Second)
+	in.startController()
+	in.wardctl("tenant", "create", "clinic-a")
+	a := in.enroll("web", in.token("clinic-a"))
+	a.start()
+	defer a.run.kill(syscall.SIGTERM)
+
+	versionOf := func() string {
+		var list []struct {
+			Tenant        string            `json:"tenant"`
+			AgentVersions map[string]string `json:"agent_versions"`
+		}
+		out := in.wardctl("baseline", "list", "-o", "json")
+		if err := json.Unmarshal([]byte(out), &list); err != nil {
+			t.Fatalf("baseline list json: %v\n%s", err, out)
+		}
+		for _, b := range list {
+			if b.Tenant == "clinic-a" {
+				return b.AgentVersions[a.id]
+			}
+		}
+		return ""
+	}
+	waitFor(t, 30*time.Second, "the agent to report the shipped baseline", func() bool {
+		return versionOf() == "1.0.0"
+	})
+
+	doc := bytes.Replace(baseline.ShippedDocument(), []byte("\nversion: 1.0.0\n"),
+		[]byte("\nversion: 1.0.1\n"), 1)
+	file := filepath.Join(in.dir, "hipaa-v1.yaml")
+	if err := os.WriteFile(file, doc, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in.wardctl("baseline", "push", "clinic-a", file)
+	waitFor(t, 30*time.Second, "the agent to report 1.0.1", func() bool {
+		return versionOf() == "1.0.1"
+	})
+	kept, err := os.ReadFile(filepath.Join(a.state, "baseline.yaml"))
+	if err != nil || !bytes.Contains(kept, []byte("\nversion: 1.0.1\n")) {
+		t.Fatalf("the agent did not keep the pushed baseline: %v", err)
 	}
 }
