@@ -73,7 +73,13 @@ func TestObserverAndSend(t *testing.T) {
 		s.send(heartbeat(seq))
 		s.ack()
 	}
+	// Committed runs after the ack is sent: wait for the last one.
 	connected, committed, sendErr := rec.state()
+	for deadline := time.Now().Add(5 * time.Second); len(committed) < 3 &&
+		time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		connected, committed, sendErr = rec.state()
+	}
 	if sendErr != nil {
 		t.Fatalf("Send from Connected: %v", sendErr)
 	}
