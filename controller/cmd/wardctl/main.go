@@ -85,6 +85,7 @@ func (a *app) rootCommand() *cobra.Command {
 	root.AddCommand(a.baselineCommand(), a.checkCommand(), a.incidentCommand(),
 		a.runbookCommand())
 	root.AddCommand(a.classifyCommand())
+	root.AddCommand(a.deviceCommand(), a.discoveryCommand(), a.siteCommand())
 	return root
 }
 
