@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"google.golang.org/protobuf/proto"
+
+	wardv1 "github.com/wardsec/ward/proto/ward/v1"
 )
 
 func TestMain(m *testing.M) {
@@ -265,5 +268,63 @@ func TestFleetHeartbeatsAndClose(t *testing.T) {
 	f.Close()
 	if f.Dropped() != 0 {
 		t.Errorf("Dropped = %d after a clean close", f.Dropped())
+	}
+}
+
+func TestBaselineVersion(t *testing.T) {
+	spec, err := proto.Marshal(&wardv1.BaselineSpec{BaselineId: "hipaa-v1", Version: "1.2.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	update := func(payload []byte) *wardv1.ConnectResponse {
+		return &wardv1.ConnectResponse{Body: &wardv1.ConnectResponse_BaselineUpdate{
+			BaselineUpdate: &wardv1.SignedPayload{Payload: payload}}}
+	}
+	tests := []struct {
+		name   string
+		resp   *wardv1.ConnectResponse
+		want   string
+		wantOK bool
+	}{
+		{"baseline update", update(spec), "1.2.0", true},
+		{"ack", &wardv1.ConnectResponse{Body: &wardv1.ConnectResponse_Ack{
+			Ack: &wardv1.Ack{UpToSeq: 3}}}, "", false},
+		{"garbage payload", update([]byte{0xff, 0xff}), "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := baselineVersion(tt.resp)
+			if got != tt.want || ok != tt.wantOK {
+				t.Errorf("baselineVersion = %q, %v; want %q, %v", got, ok, tt.want, tt.wantOK)
+			}
+		})
+	}
+}
+
+func TestHelloReportsLearntBaseline(t *testing.T) {
+	in, iss, addr := startBare(t)
+	roots, err := in.Roots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := NewDialer(addr, roots)
+	id, err := iss.Mint("t1", "a1")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	v, err := d.LearnBaseline(t.Context(), id, 200*time.Millisecond)
+	if err != nil || v != "" {
+		t.Fatalf("LearnBaseline from the bare server = %q, %v; want none", v, err)
+	}
+
+	d.SetBaseline("1.2.0")
+	s, err := d.Connect(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := s.hello().GetHello().GetBaselineVersion(); got != "1.2.0" {
+		t.Errorf("Hello reports baseline %q, want 1.2.0", got)
 	}
 }
