@@ -111,7 +111,7 @@ func (w *Witness) Check(cp *wardv1.Checkpoint) *wardv1.WitnessSignature {
 		Time: cp.GetSignedAt().AsTime().UTC()}
 	log := w.cfg.Log.With(logkey.Tenant, c.Tenant, "size", c.Size)
 
-	why, known := "", false
+	why, v := "", fresh
 	switch {
 	case c.Tenant != w.cfg.Tenant:
 		why = fmt.Sprintf("checkpoint for tenant %q, this witness serves %q", c.Tenant,
@@ -119,14 +119,15 @@ func (w *Witness) Check(cp *wardv1.Checkpoint) *wardv1.WitnessSignature {
 	case herr != nil || c.Size == 0 || cp.GetSignedAt() == nil:
 		why = "malformed checkpoint (head, size or time)"
 	default:
-		why, known = w.consistency(cp, head)
+		why, v = w.consistency(cp, head)
 	}
-	if why == "" && known {
+	switch {
+	case why != "":
+	case v == known:
 		return w.sign(c, log) // seen and kept already: sign again
-	}
-	if why == "" && w.last != nil && c.Size < w.last.Size {
-		log.Warn("checkpoint older than the newest witnessed one and not in the copy",
-			"newest", w.last.Size)
+	case v == unprovable:
+		log.Warn("checkpoint not witnessed: it comes without the records since this "+
+			"clinic's newest checkpoint", "newest", w.last.Size)
 		return nil
 	}
 
@@ -156,61 +157,74 @@ func (w *Witness) Check(cp *wardv1.Checkpoint) *wardv1.WitnessSignature {
 	return ws
 }
 
+// verdict is what consistency found when it found nothing wrong.
+type verdict int
+
+const (
+	fresh      verdict = iota // extends the copy: countersign and keep it
+	known                     // the copy holds it already: countersign again
+	unprovable                // cannot be checked: neither signed nor refused
+)
+
 // consistency checks cp against the copy. It returns why cp is refused ("" when it is
-// not) and whether the copy holds cp already.
-func (w *Witness) consistency(cp *wardv1.Checkpoint, head evidence.Hash) (string, bool) {
+// not) and otherwise what to do with it. A checkpoint older than the newest witnessed
+// one that the copy does not hold is unprovable, and so is one sent without a proof (as
+// to a new witness) while the copy holds older ones: the controller may not yet have
+// stored this witness's last countersignature; it sends a proof once it has.
+func (w *Witness) consistency(cp *wardv1.Checkpoint, head evidence.Hash) (string, verdict) {
 	size := cp.GetSize()
 	if held, ok := w.byAt[size]; ok {
 		if held != head {
 			return fmt.Sprintf("checkpoint of size %d has head %s; this clinic countersigned %s",
-				size, head, held), false
+				size, head, held), fresh
 		}
-		return "", true
+		return "", known
 	}
-	if w.last != nil && size < w.last.Size {
-		return "", false // older and unknown: Check ignores it
+	if w.last != nil && (size < w.last.Size ||
+		cp.GetFromSize() == size && len(cp.GetLeafHashes()) == 0) {
+		return "", unprovable
 	}
 
 	from := cp.GetFromSize()
 	leaves := cp.GetLeafHashes()
 	if from > size || from+uint64(len(leaves)) != size {
 		return fmt.Sprintf("proof covers records %d..%d, not %d..%d", from+1,
-			from+uint64(len(leaves)), from+1, size), false
+			from+uint64(len(leaves)), from+1, size), fresh
 	}
 	if w.last != nil && from > w.last.Size {
 		return fmt.Sprintf("proof starts after record %d, beyond this clinic's newest "+
-			"checkpoint %d", from, w.last.Size), false
+			"checkpoint %d", from, w.last.Size), fresh
 	}
 	chain, err := hashOf(cp.GetFromHead())
 	if err != nil {
 		if from != 0 || len(cp.GetFromHead()) != 0 {
-			return "malformed proof start", false
+			return "malformed proof start", fresh
 		}
 	}
 	if w.last == nil && from == size {
-		return "", false // first checkpoint this witness sees: trusted as the start
+		return "", fresh // first checkpoint this witness sees: trusted as the start
 	}
 	if w.last != nil && from == w.last.Size && chain != w.byAt[from] {
 		return fmt.Sprintf("history rewritten: the log's hash at record %d is %s; this "+
-			"clinic countersigned %s", from, chain, w.byAt[from]), false
+			"clinic countersigned %s", from, chain, w.byAt[from]), fresh
 	}
 	for i, l := range leaves {
 		leaf, err := hashOf(l)
 		if err != nil {
-			return fmt.Sprintf("malformed leaf hash %d", from+uint64(i)+1), false
+			return fmt.Sprintf("malformed leaf hash %d", from+uint64(i)+1), fresh
 		}
 		chain = evidence.ChainHash(chain, leaf)
 		at := from + uint64(i) + 1
 		if w.last != nil && at == w.last.Size && chain != w.byAt[at] {
 			return fmt.Sprintf("history rewritten: the log's hash at record %d is %s; "+
-				"this clinic countersigned %s", at, chain, w.byAt[at]), false
+				"this clinic countersigned %s", at, chain, w.byAt[at]), fresh
 		}
 	}
 	if chain != head {
 		return fmt.Sprintf("records %d..%d do not lead to head %s", from+1, size, head),
-			false
+			fresh
 	}
-	return "", false
+	return "", fresh
 }
 
 // sign countersigns c's text with the agent's current key.

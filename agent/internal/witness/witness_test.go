@@ -209,6 +209,21 @@ func TestWitnessIgnoresUnknownOlderCheckpoints(t *testing.T) {
 	}
 }
 
+func TestWitnessNeitherSignsNorRefusesACheckpointWithoutProofAfterItsCopy(t *testing.T) {
+	f := newFixture(t)
+	h := newHistory(300, "a")
+	first := h.checkpoint(100, 100)
+	f.accepted(t, first, f.w.Check(first))
+
+	// The controller had not yet stored the countersignature of 100: it sends 300 as to a
+	// new witness. Once it has, it sends the proof from 100.
+	if ws := f.w.Check(h.checkpoint(300, 300)); ws != nil {
+		t.Fatalf("checkpoint without proof answered: %v", ws)
+	}
+	next := h.checkpoint(100, 300)
+	f.accepted(t, next, f.w.Check(next))
+}
+
 func TestCopyIgnoresALineCutShortAndAppendsAfterIt(t *testing.T) {
 	f := newFixture(t)
 	h := newHistory(20, "a")
