@@ -19,7 +19,7 @@ import (
 // BaselineFile is the baseline in force, in the state directory: the last update the
 // controller sent that verified and parsed. Without it the agent applies the shipped
 // hipaa-v1.
-const BaselineFile = "baseline.yaml"
+const BaselineFile = state.BaselineFile
 
 // baselines holds the baseline in force. Current is safe for concurrent use; Apply is
 // called from one goroutine (the stream's receive loop).

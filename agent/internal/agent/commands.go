@@ -6,6 +6,7 @@ import (
 
 	"github.com/wardsec/ward/agent/internal/commands"
 	"github.com/wardsec/ward/agent/internal/drift"
+	"github.com/wardsec/ward/agent/internal/state"
 	"github.com/wardsec/ward/pkg/logkey"
 	wardv1 "github.com/wardsec/ward/proto/ward/v1"
 )
@@ -16,7 +17,7 @@ import (
 const commandQueue = 16
 
 // CommandLedgerFile holds the ids of the commands this agent ran, in the state directory.
-const CommandLedgerFile = "commands.ledger"
+const CommandLedgerFile = state.CommandLedgerFile
 
 // enqueuer is where results go (client.Client).
 type enqueuer interface {

@@ -10,12 +10,13 @@ import (
 	"time"
 
 	"github.com/wardsec/ward/agent/internal/checks"
+	"github.com/wardsec/ward/agent/internal/state"
 	"github.com/wardsec/ward/pkg/baseline"
 	"github.com/wardsec/ward/pkg/pki"
 )
 
 // StateFile is the usual name of Config.StatePath inside the state directory.
-const StateFile = "drift.json"
+const StateFile = state.DriftFile
 
 // errDamaged marks a state file that cannot be decoded. It costs only the since times:
 // the loop starts over with a full snapshot.

@@ -135,11 +135,20 @@ func (d Dir) Save(e Enrollment) error {
 	return syncDir(string(d))
 }
 
+// Files that other agent packages keep in the state directory. They belong to one
+// enrollment, so Clear removes them too: a re-enrolled agent starts without the previous
+// enrollment's baseline, drift history or ledger of executed commands.
+const (
+	DriftFile         = "drift.json"      // check states and since times (package drift)
+	BaselineFile      = "baseline.yaml"   // the baseline in force (package agent)
+	CommandLedgerFile = "commands.ledger" // ids of executed commands (package agent)
+)
+
 // Clear removes an enrollment and the spool, for a forced re-enrollment: a new identity
 // starts a new sequence, so messages of the old one must not be sent under it.
 func (d Dir) Clear() error {
 	names := []string{InfoFile, KeyFile, CertFile, CAFile, PolicyFile, nextKeyFile,
-		nextCertFile, SpoolDir}
+		nextCertFile, SpoolDir, DriftFile, BaselineFile, CommandLedgerFile}
 	for _, n := range names {
 		if err := os.RemoveAll(d.path(n)); err != nil {
 			return fmt.Errorf("clear state: %w", err)

@@ -169,6 +169,11 @@ func TestClearRemovesEnrollmentAndSpool(t *testing.T) {
 	if err := os.MkdirAll(f.dir.SpoolPath(), 0o700); err != nil {
 		t.Fatal(err)
 	}
+	for _, n := range []string{DriftFile, BaselineFile, CommandLedgerFile} {
+		if err := os.WriteFile(f.dir.path(n), []byte("old enrollment"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := f.dir.Clear(); err != nil {
 		t.Fatal(err)
 	}
@@ -177,5 +182,10 @@ func TestClearRemovesEnrollmentAndSpool(t *testing.T) {
 	}
 	if _, err := os.Stat(f.dir.SpoolPath()); !os.IsNotExist(err) {
 		t.Errorf("spool survived Clear: %v", err)
+	}
+	for _, n := range []string{DriftFile, BaselineFile, CommandLedgerFile} {
+		if _, err := os.Stat(f.dir.path(n)); !os.IsNotExist(err) {
+			t.Errorf("%s survived Clear: %v", n, err)
+		}
 	}
 }
