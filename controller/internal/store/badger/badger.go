@@ -52,6 +52,7 @@ type Store struct {
 	db           *badgerdb.DB
 	log          *slog.Logger
 	heartbeatTTL time.Duration // <= 0: keep forever
+	grp          group         // commits the remediation state's updates together
 }
 
 var _ store.Store = (*Store)(nil)

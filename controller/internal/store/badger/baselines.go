@@ -39,7 +39,7 @@ func (s *Store) UpdateCheckStatus(ctx context.Context, tenant, agent, check stri
 	fn func(*store.CheckStatus) error) (store.CheckStatus, error) {
 	var cs store.CheckStatus
 	key := checkStatusKey(tenant, agent, check)
-	err := s.update(ctx, func(txn *badgerdb.Txn) error {
+	err := s.groupUpdate(ctx, func(txn *badgerdb.Txn) error {
 		cs = store.CheckStatus{}
 		err := get(txn, key, &cs)
 		if errors.Is(err, store.ErrNotFound) {

@@ -24,7 +24,7 @@ func commandOpenKey(tenant, agent, id string) []byte {
 
 // CreateCommand stores c.
 func (s *Store) CreateCommand(ctx context.Context, c store.Command) error {
-	err := s.update(ctx, func(txn *badgerdb.Txn) error { return createCommand(txn, c) })
+	err := s.groupUpdate(ctx, func(txn *badgerdb.Txn) error { return createCommand(txn, c) })
 	if err != nil {
 		return fmt.Errorf("create command %s: %w", c.ID, err)
 	}
@@ -32,6 +32,14 @@ func (s *Store) CreateCommand(ctx context.Context, c store.Command) error {
 }
 
 func createCommand(txn *badgerdb.Txn, c store.Command) error {
+	if err := checkNewCommand(txn, c); err != nil {
+		return err
+	}
+	return writeNewCommand(txn, c)
+}
+
+// checkNewCommand checks that c's agent exists and its id is free; it writes nothing.
+func checkNewCommand(txn *badgerdb.Txn, c store.Command) error {
 	var a store.Agent
 	if err := get(txn, agentKey(c.Tenant, c.Agent), &a); err != nil {
 		return err
@@ -43,6 +51,10 @@ func createCommand(txn *badgerdb.Txn, c store.Command) error {
 	if found {
 		return store.ErrExists
 	}
+	return nil
+}
+
+func writeNewCommand(txn *badgerdb.Txn, c store.Command) error {
 	if err := txn.Set(commandIndexKey(c.ID), []byte(c.Tenant)); err != nil {
 		return err
 	}
@@ -53,13 +65,19 @@ func createCommand(txn *badgerdb.Txn, c store.Command) error {
 func (s *Store) IssueCommand(ctx context.Context, c store.Command,
 	fn func(*store.Incident) error) (store.Incident, error) {
 	var inc store.Incident
-	err := s.update(ctx, func(txn *badgerdb.Txn) error {
-		if err := createCommand(txn, c); err != nil {
+	err := s.groupUpdate(ctx, func(txn *badgerdb.Txn) error {
+		if err := checkNewCommand(txn, c); err != nil {
 			return err
 		}
-		var err error
-		inc, err = updateIncident(txn, c.Incident, fn)
-		return err
+		old, next, err := changeIncident(txn, c.Incident, fn)
+		if err != nil {
+			return err
+		}
+		if err := writeNewCommand(txn, c); err != nil {
+			return err
+		}
+		inc = next
+		return putIncident(txn, &old, next)
 	})
 	if err != nil {
 		return store.Incident{}, fmt.Errorf("issue command %s: %w", c.ID, err)
@@ -110,7 +128,7 @@ func getCommand(txn *badgerdb.Txn, id string) (store.Command, error) {
 func (s *Store) UpdateCommand(ctx context.Context, id string,
 	fn func(*store.Command) error) (store.Command, error) {
 	var c store.Command
-	err := s.update(ctx, func(txn *badgerdb.Txn) error {
+	err := s.groupUpdate(ctx, func(txn *badgerdb.Txn) error {
 		old, err := getCommand(txn, id)
 		if err != nil {
 			return err

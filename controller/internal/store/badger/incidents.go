@@ -48,7 +48,7 @@ func (s *Store) OpenIncident(ctx context.Context, inc store.Incident) (store.Inc
 	error) {
 	var got store.Incident
 	var created bool
-	err := s.update(ctx, func(txn *badgerdb.Txn) error {
+	err := s.groupUpdate(ctx, func(txn *badgerdb.Txn) error {
 		created = false
 		if err := tenantExists(txn, inc.Tenant); err != nil {
 			return err
@@ -221,7 +221,7 @@ func incidentMatches(inc store.Incident, f store.IncidentFilter) bool {
 func (s *Store) UpdateIncident(ctx context.Context, id string,
 	fn func(*store.Incident) error) (store.Incident, error) {
 	var inc store.Incident
-	err := s.update(ctx, func(txn *badgerdb.Txn) error {
+	err := s.groupUpdate(ctx, func(txn *badgerdb.Txn) error {
 		var err error
 		inc, err = updateIncident(txn, id, fn)
 		return err
@@ -235,25 +235,35 @@ func (s *Store) UpdateIncident(ctx context.Context, id string,
 // updateIncident applies fn to the stored incident id within txn and writes the result.
 func updateIncident(txn *badgerdb.Txn, id string,
 	fn func(*store.Incident) error) (store.Incident, error) {
-	old, err := getIncident(txn, id)
+	old, inc, err := changeIncident(txn, id, fn)
 	if err != nil {
 		return store.Incident{}, err
 	}
-	inc := old
+	return inc, putIncident(txn, &old, inc)
+}
+
+// changeIncident reads incident id and returns it with fn applied and checked, writing
+// nothing.
+func changeIncident(txn *badgerdb.Txn, id string,
+	fn func(*store.Incident) error) (old, inc store.Incident, err error) {
+	old, err = getIncident(txn, id)
+	if err != nil {
+		return old, inc, err
+	}
+	inc = old
 	inc.History = slices.Clone(old.History)
 	inc.Commands = slices.Clone(old.Commands)
 	if err := fn(&inc); err != nil {
-		return store.Incident{}, err
+		return old, inc, err
 	}
 	if inc.ID != old.ID || inc.Tenant != old.Tenant || inc.Agent != old.Agent ||
 		inc.Check != old.Check {
-		return store.Incident{}, errors.New(
-			"update changed the incident's id, tenant, agent or check")
+		return old, inc, errors.New("update changed the incident's id, tenant, agent or check")
 	}
 	if old.State == store.IncidentResolved && inc.State != store.IncidentResolved {
-		return store.Incident{}, errors.New("a resolved incident cannot be reopened")
+		return old, inc, errors.New("a resolved incident cannot be reopened")
 	}
-	return inc, putIncident(txn, &old, inc)
+	return old, inc, nil
 }
 
 // CountIncidents counts tenant's incidents in an unresolved state.

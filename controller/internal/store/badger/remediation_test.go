@@ -226,3 +226,44 @@ func TestBaselinesExclusionsAndChecks(t *testing.T) {
 		t.Errorf("all statuses = %d, want 2", len(all))
 	}
 }
+
+// TestGroupedUpdatesFailIndependently runs many concurrent command creations, some of
+// them for an agent that does not exist: grouped into shared transactions, each caller
+// still gets its own answer and only the good ones are stored.
+func TestGroupedUpdatesFailIndependently(t *testing.T) {
+	s := remediationStore(t)
+	ctx := context.Background()
+
+	var wg sync.WaitGroup
+	errs := make([]error, 200)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			agent := "a1"
+			if i%3 == 0 {
+				agent = "ghost"
+			}
+			errs[i] = s.CreateCommand(ctx, store.Command{ID: fmt.Sprintf("c%03d", i),
+				Tenant: "t1", Agent: agent, Status: store.CommandPending,
+				IssuedAt: time.Unix(int64(i), 0)})
+		}()
+	}
+	wg.Wait()
+
+	for i, err := range errs {
+		switch {
+		case i%3 == 0 && !errors.Is(err, store.ErrNotFound):
+			t.Errorf("command %d for a missing agent: %v, want ErrNotFound", i, err)
+		case i%3 != 0 && err != nil:
+			t.Errorf("command %d: %v", i, err)
+		}
+	}
+	got, err := s.UnfinishedCommands(ctx, "t1", "a1")
+	if err != nil || len(got) != 133 {
+		t.Fatalf("stored %d commands (%v), want 133", len(got), err)
+	}
+	if _, err := s.GetCommand(ctx, "c000"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("refused command stored: %v", err)
+	}
+}
