@@ -43,6 +43,8 @@ const (
 
 	// The log itself.
 	TypeCheckpoint = "log.checkpoint" // subject: tenant; data: size, head (signed apart)
+	// TypeWitnessRefused: a collector refused a checkpoint as inconsistent with its copy.
+	TypeWitnessRefused = "witness.refused" // subject: witness agent id; data: size, reason
 )
 
 // ActorKind says who acted.

@@ -18,11 +18,12 @@ type evidenceParts struct {
 	log          *evidence.Log
 	checkpointer *evidence.Checkpointer
 	service      *evidence.Service
+	witnesses    *evidence.Witnesses // sends checkpoints to collectors, stores countersignatures
 }
 
 // buildEvidence loads (or, for installations made before the evidence log, creates) the
 // evidence key and assembles the recorder, the checkpointer and the EvidenceService.
-func (s *Server) buildEvidence(authority *ca.CA) (*evidenceParts, error) {
+func (s *Server) buildEvidence(authority *ca.CA, policy *ca.PolicyKey) (*evidenceParts, error) {
 	key, err := evidence.LoadOrCreateKey(s.cfg.DataDir, authority)
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
@@ -40,6 +41,8 @@ func (s *Server) buildEvidence(authority *ca.CA) (*evidenceParts, error) {
 	p.log = evidence.NewLog(evidence.Config{Store: s.db, Scrubber: scrub.New(salt),
 		Log: s.log, Clock: s.cfg.Clock, Appended: p.checkpointer.Appended})
 	p.checkpointer.SetRecorder(p.log)
+	p.witnesses = evidence.NewWitnesses(evidence.WitnessesConfig{Store: s.db, Signer: policy,
+		Roots: authority.Roots(), Recorder: p.log, Log: s.log, Clock: s.cfg.Clock})
 	p.service = evidence.NewService(evidence.ServiceConfig{Store: s.db, Tenants: s.store,
 		Exporter: &evidence.Exporter{Store: s.db, Key: key, Checkpointer: p.checkpointer,
 			Clock: s.cfg.Clock},
@@ -55,7 +58,7 @@ func (p *evidenceParts) register(g *grpc.Server) {
 // Recorder returns the evidence recorder every component records through.
 func (s *Server) Recorder() evidence.Recorder { return s.evidence.log }
 
-// publishCheckpoint sends a new checkpoint to the tenant's witnesses.
-// TODO: push checkpoints to the tenant's collector agents over their streams (issue 4's
-// witnessing); until then checkpoints are signed and stored but not witnessed.
-func (s *Server) publishCheckpoint(cp store.EvidenceCheckpoint) {}
+// publishCheckpoint sends a new checkpoint to the tenant's witnesses (its collectors).
+func (s *Server) publishCheckpoint(cp store.EvidenceCheckpoint) {
+	s.evidence.witnesses.Published(cp)
+}

@@ -123,7 +123,7 @@ func (s *Server) open() error {
 func (s *Server) buildServices(authority *ca.CA, policy *ca.PolicyKey, az *authz.Authorizer,
 	cert *certFile) error {
 	var err error
-	if s.evidence, err = s.buildEvidence(authority); err != nil {
+	if s.evidence, err = s.buildEvidence(authority, policy); err != nil {
 		return err
 	}
 	enrollSrv, err := enroll.New(enroll.Config{
@@ -146,13 +146,15 @@ func (s *Server) buildServices(authority *ca.CA, policy *ca.PolicyKey, az *authz
 		CertTTL: s.cfg.CertTTL, MaxMessageBytes: s.cfg.MaxRecvMsgBytes,
 		MessageRate: s.cfg.MessageRate, MessageBurst: s.cfg.MessageBurst,
 		RevocationScan: s.cfg.RevocationScan, Commands: commandOwners{st: s.db},
-		Observer: observers{hooks, inventory.Observer{Inventory: inv}},
-		Metrics:  s.metrics, Log: s.log, Clock: s.cfg.Clock,
+		Observer: observers{hooks, inventory.Observer{Inventory: inv},
+			s.evidence.witnesses},
+		Metrics: s.metrics, Log: s.log, Clock: s.cfg.Clock,
 		Evidence: s.evidence.log,
 	})
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
+	s.evidence.witnesses.SetSender(s.agents)
 	s.presence, err = presence.New(presence.Config{Store: s.store,
 		Interval: s.cfg.HeartbeatInterval, Log: s.log, Clock: s.cfg.Clock})
 	if err != nil {
