@@ -48,14 +48,41 @@ func Classify(h *Host) Result {
 	return defaultC.Classify(h)
 }
 
-// finding is one piece of evidence for one type.
+// finding is one piece of evidence for one type. Its reason is put into words only when
+// it is shown (see reason), so that evidence that loses costs no formatting.
 type finding struct {
 	typ    Type
 	weight float64
-	reason string
 	// generic marks protocol-only evidence (an HL7 port, the word "HL7") that says a
 	// host speaks a clinical protocol without naming a product.
 	generic bool
+
+	form reasonForm
+	svc  *Service // the port the evidence came from, for the port forms
+	a, b string   // form arguments
+}
+
+// reasonForm is how a finding's reason is worded.
+type reasonForm uint8
+
+const (
+	formText   reasonForm = iota // a
+	formPort                     // "port <port>" + a
+	formOnPort                   // a + b + "<port>"
+	formNames                    // a [+ " on <port>"] + " names " + quoted b
+)
+
+// reason puts the finding's evidence into words.
+func (f *finding) reason() string {
+	switch f.form {
+	case formPort:
+		return "port " + portName(f.svc) + f.a
+	case formOnPort:
+		return f.a + f.b + portName(f.svc)
+	case formNames:
+		return where{f.a, f.svc}.String() + " names " + strconv.Quote(f.b)
+	}
+	return f.a
 }
 
 // evidence is everything gathered about one host.
@@ -72,8 +99,20 @@ type evidence struct {
 	notableWhat string
 }
 
+// add records evidence for t whose reason is the text reason.
 func (e *evidence) add(t Type, w float64, reason string) {
-	e.findings = append(e.findings, finding{typ: t, weight: w, reason: reason})
+	e.findings = append(e.findings, finding{typ: t, weight: w, a: reason})
+}
+
+// addPort records evidence from port s, worded "port <port>" + rest.
+func (e *evidence) addPort(t Type, w float64, s *Service, rest string) {
+	e.findings = append(e.findings, finding{typ: t, weight: w, form: formPort, svc: s, a: rest})
+}
+
+// addOnPort records evidence from port s, worded what + verb + "<port>".
+func (e *evidence) addOnPort(t Type, w float64, s *Service, what, verb string) {
+	e.findings = append(e.findings, finding{typ: t, weight: w, form: formOnPort, svc: s,
+		a: what, b: verb})
 }
 
 // Classify decides what h is. It never fails: a host nothing identifies is Unknown. h is
@@ -112,10 +151,9 @@ func (c *Classifier) gather(h *Host) evidence {
 	text.grow(h)
 	fillCorpus(h, &text)
 	c.text.find(&text, func(m hit) {
-		e.add(m.kw.typ, m.kw.weight, m.where+" names "+strconv.Quote(m.text))
-		if m.kw.word == "hl7" || m.kw.word == "mllp" {
-			e.findings[len(e.findings)-1].generic = true
-		}
+		e.findings = append(e.findings, finding{typ: m.kw.typ, weight: m.kw.weight,
+			form: formNames, svc: m.where.svc, a: m.where.label, b: m.text,
+			generic: m.kw.word == "hl7" || m.kw.word == "mllp"})
 	})
 	return e
 }
@@ -210,24 +248,24 @@ func gatherServices(h *Host, e *evidence) {
 func gatherClinicalPort(s *Service, e *evidence) {
 	for _, sc := range s.Scripts {
 		if sc.ID == "dicom-ping" && containsFold(sc.Output, "dicom service provider") {
-			e.add(sigDICOM, 0.95, fmt.Sprintf("port %s answered as DICOM (dicom-ping)", portName(s)))
+			e.addPort(sigDICOM, 0.95, s, " answered as DICOM (dicom-ping)")
 			return
 		}
 	}
 	name := strings.ToLower(s.Name)
 	switch {
 	case name == "dicom" && s.Product != "":
-		e.add(sigDICOM, 0.9, fmt.Sprintf("port %s answered as DICOM (%s)", portName(s), s.Product))
+		e.addPort(sigDICOM, 0.9, s, " answered as DICOM ("+s.Product+")")
 	case name == "dicom" && s.Port != 11112:
-		e.add(sigDICOM, 0.85, fmt.Sprintf("port %s answered as DICOM", portName(s)))
+		e.addPort(sigDICOM, 0.85, s, " answered as DICOM")
 	case s.Port == 104 || s.Port == 11112:
-		e.add(sigDICOM, 0.6, fmt.Sprintf("port %s, the DICOM portName(s), is open", portName(s)))
+		e.addPort(sigDICOM, 0.6, s, ", the DICOM port, is open")
 	case name == "hl7-mlp" || name == "hl7-mllp":
-		e.findings = append(e.findings, finding{HL7InterfaceEngine, 0.9,
-			fmt.Sprintf("port %s answered as HL7 over MLLP", portName(s)), true})
+		e.addPort(HL7InterfaceEngine, 0.9, s, " answered as HL7 over MLLP")
+		e.findings[len(e.findings)-1].generic = true
 	case s.Port == 2575:
-		e.findings = append(e.findings, finding{HL7InterfaceEngine, 0.7,
-			fmt.Sprintf("port %s, the HL7 MLLP portName(s), is open", portName(s)), true})
+		e.addPort(HL7InterfaceEngine, 0.7, s, ", the HL7 MLLP port, is open")
+		e.findings[len(e.findings)-1].generic = true
 	}
 }
 
@@ -235,21 +273,21 @@ func gatherAppliancePort(s *Service, e *evidence) {
 	name := strings.ToLower(s.Name)
 	switch {
 	case name == "jetdirect" || s.Port == 9100 && name == "":
-		e.add(Printer, 0.55, fmt.Sprintf("port %s (raw printing) is open", portName(s)))
+		e.addPort(Printer, 0.55, s, " (raw printing) is open")
 	case name == "printer" || name == "ipp":
-		e.add(Printer, 0.35, fmt.Sprintf("port %s (%s printing) is open", portName(s), name))
+		e.addPort(Printer, 0.35, s, " ("+name+" printing) is open")
 	case name == "sip" || name == "sip-tls":
-		e.add(IPPhone, 0.45, fmt.Sprintf("port %s (SIP) is open", portName(s)))
+		e.addPort(IPPhone, 0.45, s, " (SIP) is open")
 	case name == "rtsp" && s.Port == 554:
-		e.add(IPCamera, 0.45, fmt.Sprintf("port %s (RTSP video) is open", portName(s)))
+		e.addPort(IPCamera, 0.45, s, " (RTSP video) is open")
 	case name == "afp" || name == "nfs" || name == "iscsi":
-		e.add(NASStorage, 0.35, fmt.Sprintf("port %s (%s file sharing) is open", portName(s), name))
+		e.addPort(NASStorage, 0.35, s, " ("+name+" file sharing) is open")
 	case name == "vmware-auth":
-		e.add(Hypervisor, 0.85, fmt.Sprintf("port %s answered as VMware's host agent", portName(s)))
+		e.addPort(Hypervisor, 0.85, s, " answered as VMware's host agent")
 	case name == "isakmp" || name == "nat-t-ike" || name == "openvpn" || name == "pptp":
-		e.add(VPNGateway, 0.35, fmt.Sprintf("port %s (%s VPN) is open", portName(s), name))
+		e.addPort(VPNGateway, 0.35, s, " ("+name+" VPN) is open")
 	case name == "bgp":
-		e.add(Router, 0.45, fmt.Sprintf("port %s (BGP) is open", portName(s)))
+		e.addPort(Router, 0.45, s, " (BGP) is open")
 	}
 }
 
@@ -335,7 +373,7 @@ func gatherRole(s *Service, e *evidence) {
 		if s.Product != "" {
 			w = 0.85
 		}
-		e.add(DatabaseServer, w, fmt.Sprintf("%s listens on %s", what, portName(s)))
+		e.addOnPort(DatabaseServer, w, s, what, " listens on ")
 		return
 	}
 
@@ -345,9 +383,12 @@ func gatherRole(s *Service, e *evidence) {
 	case !web, winRMPorts[s.Port], containsFold(s.Product, "microsoft httpapi"):
 		return
 	case s.Product != "":
-		e.add(WebServer, 0.75, fmt.Sprintf("%s serves the web on %s",
-			strings.TrimSpace(s.Product+" "+s.Version), portName(s)))
+		what := s.Product
+		if s.Version != "" {
+			what += " " + s.Version
+		}
+		e.addOnPort(WebServer, 0.75, s, what, " serves the web on ")
 	default:
-		e.add(WebServer, 0.6, fmt.Sprintf("a web server answers on %s", portName(s)))
+		e.addOnPort(WebServer, 0.6, s, "a web server", " answers on ")
 	}
 }

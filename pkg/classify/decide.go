@@ -1,7 +1,7 @@
 package classify
 
 import (
-	"fmt"
+	"slices"
 	"sort"
 )
 
@@ -16,8 +16,7 @@ type decision struct {
 // score is the combined weight of a type's findings: independent pieces of evidence
 // reinforce each other (1 - the product of their complements), never reaching 1.
 type score struct {
-	value    float64
-	findings []finding
+	value float64
 }
 
 // scoreSet holds the scores of the few types a host has evidence for.
@@ -48,7 +47,6 @@ func (ss *scoreSet) of(t Type) *score {
 
 func (s *score) add(f finding) {
 	s.value = 1 - (1-s.value)*(1-f.weight)
-	s.findings = append(s.findings, f)
 }
 
 // applianceOrder is the appliance precedence, used to break ties.
@@ -57,7 +55,7 @@ var applianceOrder = []Type{Firewall, VPNGateway, Router, NetworkSwitch, Wireles
 
 // decide applies the precedence: clinical, appliance, directory, role, OS, unknown.
 func decide(e *evidence) decision {
-	scores := scoreSet{}
+	scores := scoreSet{types: make([]Type, 0, 8), scores: make([]score, 0, 8)}
 	for _, f := range e.findings {
 		scores.of(f.typ).add(f)
 	}
@@ -87,42 +85,42 @@ func decideClinical(e *evidence, scores *scoreSet) (decision, bool) {
 	pacs, ehr, engine := get(PACSServer), get(EHRServer), get(HL7InterfaceEngine)
 	dicom, medical, viewer := get(sigDICOM), get(sigMedical), get(sigViewer)
 	engineNamed := false
-	for _, f := range engine.findings {
-		if !f.generic {
+	for _, f := range e.findings {
+		if f.typ == HL7InterfaceEngine && !f.generic {
 			engineNamed = true
 		}
 	}
 
-	pick := func(t Type, parts ...*score) (decision, bool) {
+	pick := func(t Type, parts ...Type) (decision, bool) {
 		var all score
-		for _, p := range parts {
-			for _, f := range p.findings {
+		for _, f := range e.findings {
+			if slices.Contains(parts, f.typ) {
 				all.add(f)
 			}
 		}
-		return decision{typ: t, confidence: all.value, reasons: reasonsOf(all.findings),
+		return decision{typ: t, confidence: all.value, reasons: reasonsOf(e, parts...),
 			clinical: true}, true
 	}
 
 	switch {
 	case pacs.value > 0 && pacs.value >= ehr.value && pacs.value >= engine.value:
-		return pick(PACSServer, pacs, dicom, viewer)
+		return pick(PACSServer, PACSServer, sigDICOM, sigViewer)
 	case ehr.value > 0 && ehr.value >= engine.value:
-		return pick(EHRServer, ehr)
+		return pick(EHRServer, EHRServer)
 	case engineNamed:
-		return pick(HL7InterfaceEngine, engine)
+		return pick(HL7InterfaceEngine, HL7InterfaceEngine)
 	case dicom.value > 0 && medical.value == 0 && viewer.value > 0:
 		// A DICOM host that also presents an image viewer or archive stores images.
-		return pick(PACSServer, dicom, viewer)
+		return pick(PACSServer, sigDICOM, sigViewer)
 	case dicom.value > 0 && medical.value == 0 && engine.value > 0 && serverOS(e):
 		// A server taking both DICOM and HL7 is an imaging system's back end.
-		return pick(PACSServer, dicom, engine)
+		return pick(PACSServer, sigDICOM, HL7InterfaceEngine)
 	case dicom.value > 0:
-		return pick(DICOMModality, dicom, medical)
+		return pick(DICOMModality, sigDICOM, sigMedical)
 	case medical.value > 0:
-		return pick(MedicalDevice, medical, engine)
+		return pick(MedicalDevice, sigMedical, HL7InterfaceEngine)
 	case engine.value > 0:
-		return pick(HL7InterfaceEngine, engine)
+		return pick(HL7InterfaceEngine, HL7InterfaceEngine)
 	}
 	return decision{}, false
 }
@@ -154,7 +152,7 @@ func decideAppliance(e *evidence, scores *scoreSet) (decision, bool) {
 	if second != "" {
 		conf *= 1 - scores.get(second).value/2
 	}
-	return decision{typ: best, confidence: conf, reasons: reasonsOf(scores.get(best).findings)},
+	return decision{typ: best, confidence: conf, reasons: reasonsOf(e, best)},
 		true
 }
 
@@ -167,7 +165,7 @@ func decideDirectory(e *evidence, _ *scoreSet) (decision, bool) {
 	case e.os.family == osWindows:
 		return decision{typ: DomainController, confidence: 0.9, reasons: []string{
 			"Kerberos (88) and LDAP (389) are served by a Windows host",
-			e.os.reason,
+			e.os.reason(),
 		}}, true
 	case e.activeDirectory:
 		return decision{typ: DomainController, confidence: 0.85, reasons: []string{
@@ -181,13 +179,13 @@ func decideDirectory(e *evidence, _ *scoreSet) (decision, bool) {
 func decideRole(e *evidence, scores *scoreSet) (decision, bool) {
 	if s := scores.get(DatabaseServer); s != nil {
 		return decision{typ: DatabaseServer, confidence: s.value,
-			reasons: reasonsOf(s.findings)}, true
+			reasons: reasonsOf(e, DatabaseServer)}, true
 	}
 	s := scores.get(WebServer)
 	if s == nil || !serverOS(e) {
 		return decision{}, false
 	}
-	reasons := append(reasonsOf(s.findings), e.os.reason)
+	reasons := append(reasonsOf(e, WebServer), e.os.reason())
 	return decision{typ: WebServer, confidence: s.value * (0.5 + e.os.weight/2),
 		reasons: reasons}, true
 }
@@ -198,7 +196,7 @@ func decideOS(e *evidence, _ *scoreSet) (decision, bool) {
 	if o.family == osUnknown || o.weight < 0.3 {
 		return decision{}, false
 	}
-	reasons := []string{o.reason}
+	reasons := []string{o.reason()}
 	if o.editionReason != "" {
 		reasons = append(reasons, o.editionReason)
 	}
@@ -241,7 +239,7 @@ func decideOS(e *evidence, _ *scoreSet) (decision, bool) {
 }
 
 func decideUnknown(e *evidence) decision {
-	reasons := reasonsOf(e.findings)
+	reasons := reasonsOf(e)
 	if len(reasons) > 2 {
 		reasons = reasons[:2]
 	}
@@ -263,16 +261,20 @@ func serverOS(e *evidence) bool {
 	return false
 }
 
-// reasonsOf returns the findings' reasons, strongest first, without repeats.
-func reasonsOf(fs []finding) []string {
-	sorted := append([]finding(nil), fs...)
-	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].weight > sorted[j].weight })
-	out := make([]string, 0, len(sorted))
-	seen := make(map[string]bool, len(sorted))
-	for _, f := range sorted {
-		if !seen[f.reason] {
-			seen[f.reason] = true
-			out = append(out, f.reason)
+// reasonsOf returns the reasons of the findings for types (every finding when none is
+// named), strongest first, without repeats.
+func reasonsOf(e *evidence, types ...Type) []string {
+	var picked []*finding
+	for i := range e.findings {
+		if f := &e.findings[i]; len(types) == 0 || slices.Contains(types, f.typ) {
+			picked = append(picked, f)
+		}
+	}
+	sort.SliceStable(picked, func(i, j int) bool { return picked[i].weight > picked[j].weight })
+	out := make([]string, 0, len(picked)+1)
+	for _, f := range picked {
+		if r := f.reason(); !slices.Contains(out, r) {
+			out = append(out, r)
 		}
 	}
 	return out
@@ -294,5 +296,5 @@ func outranked(e *evidence, winner Type) []string {
 	if best == nil {
 		return nil
 	}
-	return []string{fmt.Sprintf("outranked: %s (points to %s)", best.reason, best.typ)}
+	return []string{"outranked: " + best.reason() + " (points to " + string(best.typ) + ")"}
 }

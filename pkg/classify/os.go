@@ -1,7 +1,7 @@
 package classify
 
 import (
-	"fmt"
+	"bytes"
 	"strconv"
 	"strings"
 )
@@ -35,7 +35,7 @@ const (
 type osInfo struct {
 	family  osFamily
 	weight  float64
-	reason  string
+	why     osReason
 	edition edition
 	// editionReason explains the edition when it is known.
 	editionReason string
@@ -44,10 +44,48 @@ type osInfo struct {
 	generalPurpose bool
 }
 
+// osReason is the evidence behind an OS guess, put into words only when shown.
+type osReason struct {
+	kind osReasonKind
+	text string
+	svc  *Service
+	n    int
+}
+
+type osReasonKind uint8
+
+const (
+	osBySMB osReasonKind = iota
+	osByFingerprint
+	osBySysDescr
+	osByProduct
+	osByOSType
+	osByBuild
+)
+
+func (r osReason) String() string {
+	switch r.kind {
+	case osBySMB:
+		return "smb-os-discovery reports " + strconv.Quote(r.text)
+	case osByFingerprint:
+		return "OS fingerprint " + strconv.Quote(r.text) + " (" + strconv.Itoa(r.n) + "%)"
+	case osBySysDescr:
+		return "SNMP sysDescr " + strconv.Quote(clip(r.text))
+	case osByProduct:
+		return strconv.Quote(r.text) + " on " + portName(r.svc)
+	case osByOSType:
+		return "version detection on " + portName(r.svc) + " reports " + r.text
+	}
+	return strconv.Quote(r.text) + " on " + portName(r.svc) + " is a Linux build"
+}
+
+// reason puts the evidence for the OS guess into words.
+func (o *osInfo) reason() string { return o.why.String() }
+
 // consider records an OS signal when it is stronger than what is known.
-func (o *osInfo) consider(f osFamily, w float64, reason string) {
+func (o *osInfo) consider(f osFamily, w float64, why osReason) {
 	if f != osUnknown && w > o.weight {
-		o.family, o.weight, o.reason = f, w, reason
+		o.family, o.weight, o.why = f, w, why
 	}
 }
 
@@ -81,17 +119,17 @@ func (o *osInfo) considerEdition(text, where string) {
 // familyWords maps words in free text (a fingerprint name, a banner) to OS families,
 // checked in order.
 var familyWords = []struct {
-	word   string
+	word   []byte
 	family osFamily
 }{
-	{"windows", osWindows},
-	{"mac os", osMac}, {"macos", osMac}, {"os x", osMac}, {"darwin", osMac},
-	{"ios", osMobile}, {"android", osMobile},
-	{"linux", osLinux}, {"ubuntu", osLinux}, {"debian", osLinux}, {"centos", osLinux},
-	{"red hat", osLinux}, {"rhel", osLinux}, {"rocky", osLinux}, {"almalinux", osLinux},
-	{"suse", osLinux}, {"fedora", osLinux}, {"alpine", osLinux},
-	{"freebsd", osUnix}, {"openbsd", osUnix}, {"netbsd", osUnix}, {"solaris", osUnix},
-	{"aix", osUnix}, {"unix", osUnix},
+	{[]byte("windows"), osWindows},
+	{[]byte("mac os"), osMac}, {[]byte("macos"), osMac}, {[]byte("os x"), osMac}, {[]byte("darwin"), osMac},
+	{[]byte("ios"), osMobile}, {[]byte("android"), osMobile},
+	{[]byte("linux"), osLinux}, {[]byte("ubuntu"), osLinux}, {[]byte("debian"), osLinux}, {[]byte("centos"), osLinux},
+	{[]byte("red hat"), osLinux}, {[]byte("rhel"), osLinux}, {[]byte("rocky"), osLinux}, {[]byte("almalinux"), osLinux},
+	{[]byte("suse"), osLinux}, {[]byte("fedora"), osLinux}, {[]byte("alpine"), osLinux},
+	{[]byte("freebsd"), osUnix}, {[]byte("openbsd"), osUnix}, {[]byte("netbsd"), osUnix}, {[]byte("solaris"), osUnix},
+	{[]byte("aix"), osUnix}, {[]byte("unix"), osUnix},
 }
 
 // familyOf guesses an OS family from free text such as a fingerprint name.
@@ -99,9 +137,17 @@ func familyOf(text string) osFamily {
 	if text == "" {
 		return osUnknown
 	}
-	lower := strings.ToLower(text)
+	var buf [256]byte
+	lower := buf[:0]
+	for i := 0; i < len(text) && i < len(buf); i++ {
+		c := text[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		lower = append(lower, c)
+	}
 	for _, fw := range familyWords {
-		if strings.Contains(lower, fw.word) {
+		if bytes.Contains(lower, fw.word) {
 			return fw.family
 		}
 	}
@@ -116,7 +162,7 @@ func gatherOS(h *Host) osInfo {
 			continue
 		}
 		line := smbOSLine(s.Output)
-		o.consider(familyOf(line), 0.9, fmt.Sprintf("smb-os-discovery reports %q", line))
+		o.consider(familyOf(line), 0.9, osReason{kind: osBySMB, text: line})
 		o.considerEdition(line, "smb-os-discovery")
 	}
 
@@ -130,7 +176,7 @@ func gatherOS(h *Host) osInfo {
 		if strings.EqualFold(m.DeviceType, "phone") {
 			f = osMobile
 		}
-		o.consider(f, 0.85*acc, fmt.Sprintf("OS fingerprint %q (%d%%)", m.Name, m.Accuracy))
+		o.consider(f, 0.85*acc, osReason{kind: osByFingerprint, text: m.Name, n: m.Accuracy})
 		o.considerEdition(m.Name, "the OS fingerprint")
 		if strings.EqualFold(m.DeviceType, "general purpose") && acc >= 0.8 && f != osUnknown {
 			o.generalPurpose = true
@@ -138,7 +184,7 @@ func gatherOS(h *Host) osInfo {
 	}
 
 	if h.SysDescr != "" {
-		o.consider(familyOf(h.SysDescr), 0.8, fmt.Sprintf("SNMP sysDescr %q", clip(h.SysDescr)))
+		o.consider(familyOf(h.SysDescr), 0.8, osReason{kind: osBySysDescr, text: h.SysDescr})
 		o.considerEdition(h.SysDescr, "SNMP sysDescr")
 	}
 
@@ -148,37 +194,31 @@ func gatherOS(h *Host) osInfo {
 	return o
 }
 
-// gatherServiceOS takes OS hints from what version detection saw on one port. Reasons
-// are only formatted for signals stronger than what is known.
+// gatherServiceOS takes OS hints from what version detection saw on one port.
 func gatherServiceOS(o *osInfo, s *Service) {
 	if s.Product == "" && s.OSType == "" && s.Version == "" && s.ExtraInfo == "" {
 		return
 	}
 	microsoft := containsFold(s.Product, "microsoft ")
+	byProduct := osReason{kind: osByProduct, text: s.Product, svc: s}
 	switch {
 	case !microsoft:
 	case containsFold(s.Product, "microsoft windows rpc"),
 		containsFold(s.Product, "microsoft terminal service"),
 		containsFold(s.Product, "microsoft windows netbios"):
-		if o.weight < 0.7 {
-			o.consider(osWindows, 0.7, fmt.Sprintf("%q on %s", s.Product, portName(s)))
-		}
+		o.consider(osWindows, 0.7, byProduct)
 	case containsFold(s.Product, "microsoft iis"):
-		if o.weight < 0.65 {
-			o.consider(osWindows, 0.65, fmt.Sprintf("%q on %s", s.Product, portName(s)))
-		}
+		o.consider(osWindows, 0.65, byProduct)
 		if o.edition == editionUnknown {
 			o.edition, o.editionReason = editionServer, "IIS serves "+portName(s)
 		}
 	}
 	if s.OSType != "" && o.weight < 0.6 {
-		o.consider(familyOf(s.OSType), 0.6, fmt.Sprintf(
-			"version detection on %s reports %s", portName(s), s.OSType))
+		o.consider(familyOf(s.OSType), 0.6, osReason{kind: osByOSType, text: s.OSType, svc: s})
 	}
 	if (s.Version != "" || s.ExtraInfo != "") && o.weight < 0.55 &&
-		familyOf(s.Version+" "+s.ExtraInfo) == osLinux {
-		o.consider(osLinux, 0.55, fmt.Sprintf("%q on %s is a Linux build", s.Product,
-			portName(s)))
+		(familyOf(s.Version) == osLinux || familyOf(s.ExtraInfo) == osLinux) {
+		o.consider(osLinux, 0.55, osReason{kind: osByBuild, text: s.Product, svc: s})
 	}
 }
 

@@ -71,7 +71,7 @@ func (c *corpus) add(label string, svc *Service, s string) {
 // hit is one keyword found in a corpus.
 type hit struct {
 	kw    *keyword
-	where string
+	where where
 	text  string // the matched words as the host spelled them
 }
 
@@ -149,13 +149,13 @@ func isWordByte(b byte) bool {
 	return b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b >= 0x80
 }
 
-func (c *corpus) whereAt(off int) string {
+func (c *corpus) whereAt(off int) where {
 	for i, end := range c.ends {
 		if off < end {
-			return c.wheres[i].String()
+			return c.wheres[i]
 		}
 	}
-	return ""
+	return where{}
 }
 
 // containsFold reports whether s contains the lower-case word sub, ignoring ASCII case.

@@ -126,7 +126,16 @@ func FormatPrefix(mac string) string {
 	if !ok {
 		return ""
 	}
-	return fmt.Sprintf("%02X:%02X:%02X", p>>16, (p>>8)&0xff, p&0xff)
+	const digits = "0123456789ABCDEF"
+	var b [8]byte
+	for i := 0; i < 3; i++ {
+		octet := byte(p >> (16 - 8*i))
+		b[3*i], b[3*i+1] = digits[octet>>4], digits[octet&0xf]
+		if i < 2 {
+			b[3*i+2] = ':'
+		}
+	}
+	return string(b[:8])
 }
 
 func parsePrefix(s string) (uint32, bool) {
