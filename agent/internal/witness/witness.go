@@ -97,11 +97,19 @@ func (w *Witness) remember(e Entry) {
 	}
 }
 
+// checkpoint returns the checkpoint e holds.
+func (e *Entry) checkpoint() evidence.Checkpoint {
+	h, _ := evidence.ParseHash(e.Head) // parsed when the entry was remembered
+	return evidence.Checkpoint{Tenant: e.Tenant, Size: e.Size, Head: h, Time: e.Time}
+}
+
 // Check verifies cp (already authenticated with the pinned policy key) against the copy
-// and answers with a countersignature or a refusal (Inconsistency set, no signature). It
-// returns nil when there is nothing to send: a checkpoint older than the newest witnessed
-// one that the copy does not hold, or a failure to keep the copy or to sign (logged; the
-// controller sends the checkpoint again on the next connection).
+// and answers with a countersignature or a refusal (Inconsistency set, no signature). A
+// checkpoint it cannot check (older than the newest in the copy and not in it, or sent
+// without the proof from the copy's newest one) is answered with the countersignature of
+// the copy's newest checkpoint, so that the controller learns where the witness stands.
+// It returns nil when keeping the copy or signing fails (logged; the controller sends the
+// checkpoint again on the next connection).
 func (w *Witness) Check(cp *wardv1.Checkpoint) *wardv1.WitnessSignature {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -126,9 +134,11 @@ func (w *Witness) Check(cp *wardv1.Checkpoint) *wardv1.WitnessSignature {
 	case v == known:
 		return w.sign(c, log) // seen and kept already: sign again
 	case v == unprovable:
+		// Tell the controller where this witness stands: it answers with the proof.
 		log.Warn("checkpoint not witnessed: it comes without the records since this "+
-			"clinic's newest checkpoint", "newest", w.last.Size)
-		return nil
+			"clinic's newest checkpoint; countersigning that one again", "newest",
+			w.last.Size)
+		return w.sign(w.last.checkpoint(), log)
 	}
 
 	e := Entry{Tenant: c.Tenant, Size: c.Size, Head: head.String(), Time: c.Time,

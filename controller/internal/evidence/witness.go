@@ -29,6 +29,10 @@ const WitnessRole = "collector"
 // not sent; the next checkpoint, Every records later, is.
 const MaxProofLeaves = 100_000
 
+// ErrContradicts means a witness countersigned another head for a checkpoint than the
+// one stored: the log changed after the witness saw it.
+var ErrContradicts = errors.New("witness countersignature contradicts the log")
+
 // Sender writes a message on an agent's open stream without blocking
 // (agentapi.Server.Send).
 type Sender interface {
@@ -156,17 +160,23 @@ func (w *Witnesses) Committed(ctx context.Context, tenant, agentID string,
 	if m.GetCreatedAt() != nil {
 		signedAt = m.GetCreatedAt().AsTime()
 	}
-	if err := w.Store(ctx, tenant, agentID, ws, signedAt); err != nil {
+	err := w.Store(ctx, tenant, agentID, ws, signedAt)
+	switch {
+	case errors.Is(err, ErrContradicts):
+		w.refused(ctx, tenant, agentID, &wardv1.WitnessSignature{Tenant: tenant,
+			Size: ws.GetSize(), Inconsistency: err.Error()}, log)
+	case err != nil:
 		log.Warn("witness signature not stored", logkey.Error, err)
 		return
+	default:
+		log.Debug("checkpoint witnessed")
 	}
-	log.Debug("checkpoint witnessed")
 
 	w.mu.Lock()
 	p := w.agents[agentID]
 	switch {
 	case p == nil:
-	case ws.GetSize() > p.witnessed: // newer than we knew: continue from it
+	case ws.GetSize() > p.witnessed: // newer than we knew: prove the next from it
 		p.witnessed, p.sent = ws.GetSize(), 0
 	case ws.GetSize() >= p.sent:
 		p.sent = 0
@@ -188,7 +198,8 @@ func (w *Witnesses) Store(ctx context.Context, tenant, agentID string,
 		return err
 	}
 	if string(ws.GetHeadHash()) != string(cp.Head[:]) {
-		return fmt.Errorf("witness signature of checkpoint %d names another head", cp.Size)
+		return fmt.Errorf("%w: the witness countersigned head %x of checkpoint %d, the "+
+			"log holds %s", ErrContradicts, ws.GetHeadHash(), cp.Size, cp.Head)
 	}
 	if err := w.checkCertificates(ws.GetCertificates(), tenant, agentID, signedAt); err != nil {
 		return err

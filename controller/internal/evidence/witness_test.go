@@ -247,7 +247,7 @@ func TestWitnessesRefuseForgedOrForeignSignaturesAndRecordRefusals(t *testing.T)
 			ws := proto.Clone(good).(*wardv1.WitnessSignature)
 			ws.HeadHash = make([]byte, 32)
 			return ws
-		}, "another head"},
+		}, "contradicts"},
 		{"other tenant", col.id, func() *wardv1.WitnessSignature {
 			ws := proto.Clone(good).(*wardv1.WitnessSignature)
 			ws.Tenant = "other"
