@@ -40,6 +40,7 @@ type Store interface {
 	ListTenants(ctx context.Context) ([]store.Tenant, error)
 	ListMessages(ctx context.Context, tenant, agent string, after uint64, limit int) (
 		[]store.Message, error)
+	CreateToken(ctx context.Context, t store.Token) error
 }
 
 // BootstrapRequest asks a tenant's collector to install an agent on a device.
@@ -50,6 +51,12 @@ type BootstrapRequest struct {
 	Address   string // address to reach the device at
 	Hostname  string
 	Type      string // classified type, for example "linux_server"
+	Tier      int
+	// TokenID and Token are a fresh one-time enrollment token for the new agent, usable
+	// only from Address and for BootstrapTokenTTL. Token is a secret: the Bootstrapper
+	// passes it to the collector (inside a signed command) and never logs it.
+	TokenID string
+	Token   string
 }
 
 // Bootstrapper starts an agent installation on a device, for example by sending the
@@ -231,9 +238,13 @@ func (inv *Inventory) maybeBootstrap(ctx context.Context, d store.Device) store.
 			"bootstrap: no address or collector known for the device")
 	}
 
-	err := inv.cfg.Bootstrapper.Bootstrap(ctx, BootstrapRequest{Tenant: d.Tenant,
-		Collector: d.Collector, DeviceID: d.ID, Address: d.Addresses[0],
-		Hostname: d.Hostname, Type: d.Type})
+	tokenID, token, err := inv.mintToken(ctx, d, d.Addresses[0])
+	if err == nil {
+		err = inv.cfg.Bootstrapper.Bootstrap(ctx, BootstrapRequest{Tenant: d.Tenant,
+			Collector: d.Collector, DeviceID: d.ID, Address: d.Addresses[0],
+			Hostname: d.Hostname, Type: d.Type, Tier: d.Tier, TokenID: tokenID,
+			Token: token})
+	}
 	if err != nil {
 		inv.log.Warn("bootstrap request", logkey.Tenant, d.Tenant, logkey.Device, d.ID,
 			logkey.Error, err)

@@ -3,7 +3,9 @@ package inventory
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"errors"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -235,6 +237,26 @@ func TestApproveBootstrapEnrollAndExclude(t *testing.T) {
 	}
 	if d := e.device(t, "mac:00:14:22:3a:5b:11"); d.State != store.DeviceEnrolling {
 		t.Errorf("server state %s", d.State)
+	}
+
+	// The request carries a one-time token usable only from the device's address.
+	req := boot.reqs[0]
+	if req.Token == "" || req.TokenID == "" || strings.Contains(req.Token, req.TokenID) {
+		t.Fatalf("token %q id %q", req.Token, req.TokenID)
+	}
+	sum := sha256.Sum256([]byte(req.Token))
+	now := time.Date(2026, 3, 5, 9, 5, 0, 0, time.UTC)
+	if _, err := e.st.RedeemToken(ctx, sum[:], netip.MustParseAddr("10.0.0.12"),
+		now); !errors.Is(err, store.ErrTokenRefused) {
+		t.Errorf("token redeemed from another address: %v", err)
+	}
+	tok, err := e.st.RedeemToken(ctx, sum[:], netip.MustParseAddr("10.0.0.11"), now)
+	if err != nil || tok.ID != req.TokenID || tok.Tenant != "t1" {
+		t.Fatalf("redeem from the device: %+v %v", tok, err)
+	}
+	if _, err := e.st.RedeemToken(ctx, sum[:], netip.MustParseAddr("10.0.0.11"),
+		now); !errors.Is(err, store.ErrTokenRefused) {
+		t.Errorf("token redeemed twice: %v", err)
 	}
 	id := "mac:00:25:90:6c:50:20"
 	if d := e.device(t, id); d.Type != string(classify.PACSServer) ||
