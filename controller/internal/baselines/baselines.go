@@ -60,8 +60,17 @@ type Manager struct {
 	runbooks runbook.Set
 	shipped  *baseline.Baseline
 
-	mu     sync.Mutex                    // guards parsed
-	parsed map[string]*baseline.Baseline // by tenant; the document of the stored version
+	mu      sync.Mutex             // guards current and excluded
+	current map[string]tenantState // by tenant, read from the store on first use
+}
+
+// tenantState is what the Manager keeps of a tenant between calls.
+// Known limitation: it is per controller process; a push made through another
+// controller sharing the store is seen here only after a restart.
+type tenantState struct {
+	b        *baseline.Baseline
+	doc      []byte
+	excluded map[string]bool // exclusions stored for the tenant
 }
 
 var _ remediation.Catalog = (*Manager)(nil)
@@ -94,33 +103,62 @@ func New(cfg Config) (*Manager, error) {
 		return nil, fmt.Errorf("baselines: shipped baseline: %w", err)
 	}
 	return &Manager{cfg: cfg, log: cfg.Log, clock: cfg.Clock, runbooks: rbs,
-		shipped: shipped, parsed: map[string]*baseline.Baseline{}}, nil
+		shipped: shipped, current: map[string]tenantState{}}, nil
 }
 
 // Current returns the tenant's baseline and its document: the one pushed last, or the
 // shipped hipaa-v1 when none was.
 func (m *Manager) Current(ctx context.Context, tenant string) (*baseline.Baseline, []byte,
 	error) {
-	v, err := m.cfg.Store.CurrentBaseline(ctx, tenant)
-	if errors.Is(err, store.ErrNotFound) {
-		return m.shipped, baseline.ShippedDocument(), nil
-	}
+	ts, err := m.state(ctx, tenant)
 	if err != nil {
-		return nil, nil, fmt.Errorf("baselines: %w", err)
+		return nil, nil, err
+	}
+	return ts.b, ts.doc, nil
+}
+
+// state returns what the Manager knows of tenant, loading it from the store first.
+func (m *Manager) state(ctx context.Context, tenant string) (tenantState, error) {
+	m.mu.Lock()
+	ts, ok := m.current[tenant]
+	m.mu.Unlock()
+	if ok {
+		return ts, nil
+	}
+
+	ts = tenantState{b: m.shipped, doc: baseline.ShippedDocument(),
+		excluded: map[string]bool{}}
+	v, err := m.cfg.Store.CurrentBaseline(ctx, tenant)
+	switch {
+	case err == nil:
+		b, err := baseline.Parse(v.BaselineID+".yaml", v.Document,
+			baseline.Options{Runbooks: m.runbooks.Has})
+		if err != nil {
+			return ts, fmt.Errorf("baselines: stored baseline of %s: %w", tenant, err)
+		}
+		ts.b, ts.doc = b, v.Document
+	case !errors.Is(err, store.ErrNotFound):
+		return ts, fmt.Errorf("baselines: %w", err)
+	}
+	ex, err := m.cfg.Store.ListExclusions(ctx, tenant)
+	if err != nil {
+		return ts, fmt.Errorf("baselines: %w", err)
+	}
+	for _, e := range ex {
+		ts.excluded[e.Check] = true
 	}
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if b, ok := m.parsed[tenant]; ok && b.Version == v.Version && b.ID == v.BaselineID {
-		return b, v.Document, nil
-	}
-	b, err := baseline.Parse(v.BaselineID+".yaml", v.Document,
-		baseline.Options{Runbooks: m.runbooks.Has})
-	if err != nil {
-		return nil, nil, fmt.Errorf("baselines: stored baseline of %s: %w", tenant, err)
-	}
-	m.parsed[tenant] = b
-	return b, v.Document, nil
+	m.current[tenant] = ts
+	return ts, nil
+}
+
+// forget drops what the Manager keeps of tenant, after a change in the store.
+func (m *Manager) forget(tenant string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.current, tenant)
 }
 
 // Push validates doc and, when it is sound, makes it the tenant's baseline and sends it,
@@ -146,6 +184,7 @@ func (m *Manager) Push(ctx context.Context, tenant, file string, doc []byte,
 	err = m.cfg.Store.PutBaseline(ctx, store.BaselineVersion{Tenant: tenant,
 		BaselineID: b.ID, Version: b.Version, Document: doc, PublishedAt: now,
 		PublishedBy: actor})
+	m.forget(tenant)
 	if err != nil {
 		return nil, fmt.Errorf("baselines: %w", err)
 	}

@@ -51,20 +51,11 @@ func (m *Manager) Severity(ctx context.Context, tenant, check string) string {
 // Excluded reports whether tenant does not apply check: an exclusion stored for the
 // tenant, or an exception in force in its baseline document.
 func (m *Manager) Excluded(ctx context.Context, tenant, check string) bool {
-	b, _, err := m.Current(ctx, tenant)
-	if err == nil && b.Excepted(check, m.clock()) != nil {
-		return true
-	}
-	ex, err := m.cfg.Store.ListExclusions(ctx, tenant)
+	ts, err := m.state(ctx, tenant)
 	if err != nil {
 		return false
 	}
-	for _, e := range ex {
-		if e.Check == check {
-			return true
-		}
-	}
-	return false
+	return ts.excluded[check] || ts.b.Excepted(check, m.clock()) != nil
 }
 
 // Exclude records that tenant does not apply check, for reason, by actor.
@@ -74,6 +65,7 @@ func (m *Manager) Exclude(ctx context.Context, tenant, check, reason, actor stri
 	}
 	err := m.cfg.Store.PutExclusion(ctx, store.Exclusion{Tenant: tenant, Check: check,
 		Reason: reason, CreatedAt: m.clock(), CreatedBy: actor})
+	m.forget(tenant)
 	if err != nil {
 		return err
 	}

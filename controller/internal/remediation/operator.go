@@ -45,7 +45,7 @@ func (e *Engine) Approve(ctx context.Context, id, actor string) (store.Incident,
 	if err != nil {
 		return inc, fmt.Errorf("remediation: approve: %w", err)
 	}
-	if err := e.tryRemediate(ctx, id, rb, actor, "approved"); err != nil {
+	if err := e.tryRemediate(ctx, inc, rb, actor, "approved"); err != nil {
 		return inc, fmt.Errorf("remediation: approve: %w", err)
 	}
 	return e.st.GetIncident(ctx, id)
@@ -138,7 +138,7 @@ func (e *Engine) runForIncident(ctx context.Context, inc store.Incident, rb Runb
 	if err != nil {
 		return store.Command{}, fmt.Errorf("remediation: run: %w", err)
 	}
-	if err := e.tryRemediate(ctx, inc.ID, rb, actor, "approved"); err != nil {
+	if err := e.tryRemediate(ctx, inc, rb, actor, "approved"); err != nil {
 		return store.Command{}, fmt.Errorf("remediation: run: %w", err)
 	}
 	inc, err = e.st.GetIncident(ctx, inc.ID)

@@ -2,7 +2,6 @@ package remediation
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/wardsec/ward/controller/internal/store"
@@ -32,7 +31,7 @@ func (e *Engine) decide(ctx context.Context, inc store.Incident, failures int) e
 	if why := approvalNeeded(agent, rb); why != "" {
 		return e.awaitApproval(ctx, inc.ID, rb.ID, why)
 	}
-	return e.tryRemediate(ctx, inc.ID, rb, ControllerActor, "auto_remediated")
+	return e.tryRemediate(ctx, inc, rb, ControllerActor, "auto_remediated")
 }
 
 // approvalNeeded says why an incident on agent must wait for an operator before rb runs,
@@ -67,19 +66,16 @@ func (e *Engine) awaitApproval(ctx context.Context, id, runbookID, why string) e
 	return nil
 }
 
-// errNoSlot means the tenant has MaxConcurrent incidents remediating already.
-var errNoSlot = errors.New("no free remediation slot")
-
 // tryRemediate issues rb for the incident if the tenant has a free remediation slot and
 // moves it to remediating; otherwise the incident stays as it is, with the reason noted,
 // until fillSlots picks it up. action is the decision recorded ("auto_remediated" or
 // "approved").
-func (e *Engine) tryRemediate(ctx context.Context, id string, rb Runbook, actor,
+//
+// inc is the incident as the caller read it: its id, tenant, agent and check are used;
+// its state is re-checked when the command is stored.
+func (e *Engine) tryRemediate(ctx context.Context, inc store.Incident, rb Runbook, actor,
 	action string) error {
-	inc, err := e.st.GetIncident(ctx, id)
-	if err != nil {
-		return err
-	}
+	id := inc.ID
 	ok, n, err := e.takeSlot(ctx, inc.Tenant)
 	if err != nil {
 		return err
@@ -178,7 +174,7 @@ func (e *Engine) fillSlotsNow(ctx context.Context, tenant string) {
 		if inc.ApprovedBy != "" {
 			actor, action = inc.ApprovedBy, "approved"
 		}
-		if err := e.tryRemediate(ctx, inc.ID, rb, actor, action); err != nil {
+		if err := e.tryRemediate(ctx, inc, rb, actor, action); err != nil {
 			e.log.Warn("remediate waiting incident", incidentKey, inc.ID, logkey.Error, err)
 		}
 	}

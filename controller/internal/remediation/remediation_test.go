@@ -594,5 +594,3 @@ func TestManualRun(t *testing.T) {
 		t.Error("unknown runbook accepted")
 	}
 }
-
-func testLogQuiet() *slog.Logger { return slog.New(slog.DiscardHandler) }

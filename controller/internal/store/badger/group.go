@@ -11,15 +11,20 @@ import (
 // maxGroup bounds the updates committed in one transaction.
 const maxGroup = 128
 
+// maxLeaders is how many grouped transactions may be under way at once: while one waits
+// for its sync, the next one runs its updates.
+const maxLeaders = 2
+
 // group commits concurrent updates together: Badger syncs its log once per transaction,
 // so many small synced transactions are bounded by the disk's sync rate, while one
-// transaction carrying many updates costs one sync. There is no background goroutine:
-// the first caller to find no commit under way becomes the leader and commits what has
-// queued, batch after batch, until the queue is empty; the others wait for their result.
+// transaction carrying many updates costs one sync. There is no background goroutine: a
+// caller that finds fewer than maxLeaders commits under way becomes a leader and commits
+// what has queued, batch after batch, until the queue is empty; the others wait for their
+// result. Leaders' transactions that touch the same keys conflict and are retried.
 type group struct {
 	mu      sync.Mutex // guards the fields below
 	pending []*groupReq
-	running bool
+	leaders int // callers committing batches
 }
 
 // groupReq is one queued update.
@@ -46,12 +51,12 @@ func (s *Store) groupUpdate(ctx context.Context, fn func(txn *badgerdb.Txn) erro
 	g := &s.grp
 	g.mu.Lock()
 	g.pending = append(g.pending, r)
-	if g.running {
+	if g.leaders >= maxLeaders {
 		g.mu.Unlock()
 		<-r.done
 		return r.err
 	}
-	g.running = true
+	g.leaders++
 	for len(g.pending) > 0 {
 		n := min(len(g.pending), maxGroup)
 		batch := g.pending[:n:n]
@@ -60,7 +65,7 @@ func (s *Store) groupUpdate(ctx context.Context, fn func(txn *badgerdb.Txn) erro
 		s.commitGroup(ctx, batch)
 		g.mu.Lock()
 	}
-	g.running = false
+	g.leaders--
 	g.mu.Unlock()
 	<-r.done
 	return r.err
