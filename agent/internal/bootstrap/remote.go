@@ -21,7 +21,7 @@ const maxOutput = 512
 type remote struct {
 	timeout time.Duration // of each command
 	client  *ssh.Client
-	sftp   *sftp.Client // nil when the server offers no sftp subsystem
+	sftp    *sftp.Client // nil when the server offers no sftp subsystem
 }
 
 func newRemote(c *ssh.Client, timeout time.Duration) *remote {
