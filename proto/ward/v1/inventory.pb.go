@@ -1031,18 +1031,18 @@ func (x *GetDiscoveryStatusResponse) GetScans() []*ScanStatus {
 	return nil
 }
 
-// SNMPCredential is one set of SNMP credentials the collector tries.
+// SNMPCredential is one set of SNMP credentials the collector tries (pkg/site).
 type SNMPCredential struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "v3" (preferred) or "v2c" (allowed, with a warning).
 	Version string `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
 	// v3 user name.
 	User string `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
-	// v3 authentication protocol: "SHA", "SHA256" or "SHA512".
+	// v3 authentication protocol, for example "SHA" or "SHA256"; required for v3.
 	AuthProtocol string `protobuf:"bytes,3,opt,name=auth_protocol,json=authProtocol,proto3" json:"auth_protocol,omitempty"`
 	// v3 authentication passphrase. Never returned: reads see auth_secret_set.
 	AuthSecret string `protobuf:"bytes,4,opt,name=auth_secret,json=authSecret,proto3" json:"auth_secret,omitempty"`
-	// v3 privacy protocol: "AES" or "AES256".
+	// v3 privacy protocol, for example "AES"; empty is authNoPriv (allowed, with a warning).
 	PrivProtocol string `protobuf:"bytes,5,opt,name=priv_protocol,json=privProtocol,proto3" json:"priv_protocol,omitempty"`
 	// v3 privacy passphrase. Never returned: reads see priv_secret_set.
 	PrivSecret string `protobuf:"bytes,6,opt,name=priv_secret,json=privSecret,proto3" json:"priv_secret,omitempty"`
@@ -1158,27 +1158,32 @@ func (x *SNMPCredential) GetCommunitySet() bool {
 	return false
 }
 
-// SiteConfig is what a tenant's collector scans and how.
+// SiteConfig is what a tenant's collector scans and how (the fields of pkg/site.Config).
 type SiteConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Subnets to scan actively, in CIDR notation.
 	Subnets []string `protobuf:"bytes,1,rep,name=subnets,proto3" json:"subnets,omitempty"`
-	// Subnets never probed actively (medical VLANs): only passive methods run there.
+	// Subnets never probed actively (medical VLANs), even where they overlap a scanned
+	// subnet: only passive methods run there.
 	PassiveSubnets []string `protobuf:"bytes,2,rep,name=passive_subnets,json=passiveSubnets,proto3" json:"passive_subnets,omitempty"`
-	// Addresses or CIDR ranges never scanned or enrolled.
+	// Addresses or CIDR ranges never probed nor reported.
 	Excluded []string `protobuf:"bytes,3,rep,name=excluded,proto3" json:"excluded,omitempty"`
 	// SNMP credentials to try, in order.
 	Snmp []*SNMPCredential `protobuf:"bytes,4,rep,name=snmp,proto3" json:"snmp,omitempty"`
-	// Time between scans; zero for the default (24 h).
+	// Time between scans; unset for the default (24 h).
 	ScanInterval *durationpb.Duration `protobuf:"bytes,5,opt,name=scan_interval,json=scanInterval,proto3" json:"scan_interval,omitempty"`
-	// Upper bound on probes per second; zero for the default (100).
+	// Upper bound on probes per second; zero for the default (300).
 	ProbeRate uint32 `protobuf:"varint,6,opt,name=probe_rate,json=probeRate,proto3" json:"probe_rate,omitempty"`
 	// When the configuration was last set (read only).
 	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	// Operator who set it (read only).
 	UpdatedBy string `protobuf:"bytes,8,opt,name=updated_by,json=updatedBy,proto3" json:"updated_by,omitempty"`
 	// Warnings about the configuration, for example v2c credentials (read only).
-	Warnings      []string `protobuf:"bytes,9,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	Warnings []string `protobuf:"bytes,9,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	// Network interface for passive listening; empty for the collector's choice.
+	Interface string `protobuf:"bytes,10,opt,name=interface,proto3" json:"interface,omitempty"`
+	// TCP ports the active scan probes, in nmap syntax; empty for the clinic port list.
+	Ports         string `protobuf:"bytes,11,opt,name=ports,proto3" json:"ports,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1274,6 +1279,20 @@ func (x *SiteConfig) GetWarnings() []string {
 		return x.Warnings
 	}
 	return nil
+}
+
+func (x *SiteConfig) GetInterface() string {
+	if x != nil {
+		return x.Interface
+	}
+	return ""
+}
+
+func (x *SiteConfig) GetPorts() string {
+	if x != nil {
+		return x.Ports
+	}
+	return ""
 }
 
 // GetSiteConfigRequest names the tenant.
@@ -1566,7 +1585,7 @@ const file_ward_v1_inventory_proto_rawDesc = "" +
 	"\x0fauth_secret_set\x18\b \x01(\bR\rauthSecretSet\x12&\n" +
 	"\x0fpriv_secret_set\x18\t \x01(\bR\rprivSecretSet\x12#\n" +
 	"\rcommunity_set\x18\n" +
-	" \x01(\bR\fcommunitySet\"\xed\x02\n" +
+	" \x01(\bR\fcommunitySet\"\xa1\x03\n" +
 	"\n" +
 	"SiteConfig\x12\x18\n" +
 	"\asubnets\x18\x01 \x03(\tR\asubnets\x12'\n" +
@@ -1580,7 +1599,10 @@ const file_ward_v1_inventory_proto_rawDesc = "" +
 	"updated_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1d\n" +
 	"\n" +
 	"updated_by\x18\b \x01(\tR\tupdatedBy\x12\x1a\n" +
-	"\bwarnings\x18\t \x03(\tR\bwarnings\".\n" +
+	"\bwarnings\x18\t \x03(\tR\bwarnings\x12\x1c\n" +
+	"\tinterface\x18\n" +
+	" \x01(\tR\tinterface\x12\x14\n" +
+	"\x05ports\x18\v \x01(\tR\x05ports\".\n" +
 	"\x14GetSiteConfigRequest\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\"D\n" +
 	"\x15GetSiteConfigResponse\x12+\n" +

@@ -61,8 +61,9 @@ type InventoryServiceClient interface {
 	// GetSiteConfig returns a tenant's site configuration with secrets withheld (only
 	// whether each is set). NotFound when none was set. Callers: every role.
 	GetSiteConfig(ctx context.Context, in *GetSiteConfigRequest, opts ...grpc.CallOption) (*GetSiteConfigResponse, error)
-	// SetSiteConfig replaces a tenant's site configuration after validating it
-	// (InvalidArgument names the field). Callers: admin; technician within the tenant.
+	// SetSiteConfig replaces a tenant's site configuration after validating it with
+	// pkg/site (InvalidArgument lists every problem, never a secret). Callers: admin;
+	// technician within the tenant.
 	SetSiteConfig(ctx context.Context, in *SetSiteConfigRequest, opts ...grpc.CallOption) (*SetSiteConfigResponse, error)
 }
 
@@ -177,8 +178,9 @@ type InventoryServiceServer interface {
 	// GetSiteConfig returns a tenant's site configuration with secrets withheld (only
 	// whether each is set). NotFound when none was set. Callers: every role.
 	GetSiteConfig(context.Context, *GetSiteConfigRequest) (*GetSiteConfigResponse, error)
-	// SetSiteConfig replaces a tenant's site configuration after validating it
-	// (InvalidArgument names the field). Callers: admin; technician within the tenant.
+	// SetSiteConfig replaces a tenant's site configuration after validating it with
+	// pkg/site (InvalidArgument lists every problem, never a secret). Callers: admin;
+	// technician within the tenant.
 	SetSiteConfig(context.Context, *SetSiteConfigRequest) (*SetSiteConfigResponse, error)
 	mustEmbedUnimplementedInventoryServiceServer()
 }
