@@ -288,9 +288,11 @@ func (a *app) siteCommand() *cobra.Command {
 	set := &cobra.Command{
 		Use: "set", Short: "Replace the site configuration", Args: cobra.NoArgs,
 		Long: "Set replaces the whole configuration. SNMP credentials are given as " +
-			"v3:USER:AUTHPROTO:AUTHSECRET-FILE:PRIVPROTO:PRIVSECRET-FILE or " +
-			"v2c:COMMUNITY-FILE; secrets are read from files so they stay out of shell " +
-			"history, and an empty file name keeps the stored secret.",
+			"v3:USER:AUTHPROTO:AUTHSECRET-FILE:PRIVPROTO:PRIVSECRET-FILE (authPriv), " +
+			"v3:USER:AUTHPROTO:AUTHSECRET-FILE (authNoPriv) or v2c:COMMUNITY-FILE; secrets " +
+			"are read from files so they stay out of shell history, and an empty file name " +
+			"keeps the stored secret. Passive-only subnets are never probed, even where " +
+			"they overlap a scanned subnet.",
 		RunE: func(_ *cobra.Command, _ []string) error {
 			cfg, err := p.config()
 			if err != nil {
@@ -315,7 +317,10 @@ func (a *app) siteCommand() *cobra.Command {
 	f.StringSliceVar(&p.excluded, "exclude", nil, "address or CIDR never scanned (repeatable)")
 	f.StringArrayVar(&p.snmp, "snmp", nil, "SNMP credential (repeatable; see above)")
 	f.DurationVar(&p.interval, "scan-interval", 0, "time between scans (default 24h)")
-	f.Uint32Var(&p.rate, "probe-rate", 0, "probes per second at most (default 100)")
+	f.Uint32Var(&p.rate, "probe-rate", 0, "probes per second at most (default 300)")
+	f.StringVar(&p.iface, "interface", "", "network interface for passive listening")
+	f.StringVar(&p.ports, "ports", "", "TCP ports to probe, nmap syntax (default: the "+
+		"collector's clinic list)")
 
 	cmd.AddCommand(get, set)
 	return cmd
@@ -327,11 +332,12 @@ type siteFlags struct {
 	snmp                       []string
 	interval                   time.Duration
 	rate                       uint32
+	iface, ports               string
 }
 
 func (p *siteFlags) config() (*wardv1.SiteConfig, error) {
 	cfg := &wardv1.SiteConfig{Subnets: p.subnets, PassiveSubnets: p.passive,
-		Excluded: p.excluded, ProbeRate: p.rate}
+		Excluded: p.excluded, ProbeRate: p.rate, Interface: p.iface, Ports: p.ports}
 	if p.interval > 0 {
 		cfg.ScanInterval = durationpb.New(p.interval)
 	}
@@ -352,16 +358,20 @@ func snmpFlag(s string) (*wardv1.SNMPCredential, error) {
 	case parts[0] == "v2c" && len(parts) == 2:
 		community, err := readSecret(parts[1])
 		return &wardv1.SNMPCredential{Version: "v2c", Community: community}, err
-	case parts[0] == "v3" && len(parts) == 6:
+	case parts[0] == "v3" && (len(parts) == 4 || len(parts) == 6):
 		auth, err := readSecret(parts[3])
 		if err != nil {
 			return nil, err
 		}
-		priv, err := readSecret(parts[5])
-		return &wardv1.SNMPCredential{Version: "v3", User: parts[1], AuthProtocol: parts[2],
-			AuthSecret: auth, PrivProtocol: parts[4], PrivSecret: priv}, err
+		cred := &wardv1.SNMPCredential{Version: "v3", User: parts[1], AuthProtocol: parts[2],
+			AuthSecret: auth}
+		if len(parts) == 6 {
+			cred.PrivProtocol = parts[4]
+			cred.PrivSecret, err = readSecret(parts[5])
+		}
+		return cred, err
 	}
-	return nil, errors.New("want v3:USER:AUTHPROTO:AUTHFILE:PRIVPROTO:PRIVFILE or v2c:FILE")
+	return nil, errors.New("want v3:USER:AUTHPROTO:AUTHFILE[:PRIVPROTO:PRIVFILE] or v2c:FILE")
 }
 
 func (a *app) printSiteConfig(c *wardv1.SiteConfig) error {
@@ -377,13 +387,15 @@ func (a *app) printSiteConfig(c *wardv1.SiteConfig) error {
 		{"passive-only subnets", orDash(strings.Join(c.PassiveSubnets, ", "))},
 		{"excluded", orDash(strings.Join(c.Excluded, ", "))},
 		{"scan interval", interval}, {"probe rate", strconv.Itoa(int(c.ProbeRate))},
+		{"interface", orDash(c.Interface)}, {"ports", orDash(c.Ports)},
 		{"updated", when(c.UpdatedAt)}, {"updated by", orDash(c.UpdatedBy)},
 	}
 	for _, s := range c.Snmp {
 		desc := "v2c community set: " + yesNo(s.CommunitySet)
 		if s.Version == "v3" {
 			desc = fmt.Sprintf("v3 user %s auth %s (set: %s) priv %s (set: %s)", s.User,
-				s.AuthProtocol, yesNo(s.AuthSecretSet), s.PrivProtocol, yesNo(s.PrivSecretSet))
+				s.AuthProtocol, yesNo(s.AuthSecretSet), orDash(s.PrivProtocol),
+				yesNo(s.PrivSecretSet))
 		}
 		rows = append(rows, []string{"snmp", desc})
 	}

@@ -3,7 +3,6 @@ package inventory
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -19,6 +18,7 @@ import (
 	"github.com/wardsec/ward/controller/internal/authz"
 	"github.com/wardsec/ward/controller/internal/store"
 	"github.com/wardsec/ward/pkg/logkey"
+	"github.com/wardsec/ward/pkg/site"
 	wardv1 "github.com/wardsec/ward/proto/ward/v1"
 )
 
@@ -329,7 +329,8 @@ func (s *Server) GetSiteConfig(ctx context.Context, req *wardv1.GetSiteConfigReq
 	return &wardv1.GetSiteConfigResponse{Config: siteConfigProto(c)}, nil
 }
 
-// SetSiteConfig validates and replaces a tenant's site configuration.
+// SetSiteConfig validates and replaces a tenant's site configuration, then hands it to
+// the SitePublisher when there is one.
 func (s *Server) SetSiteConfig(ctx context.Context, req *wardv1.SetSiteConfigRequest) (
 	*wardv1.SetSiteConfigResponse, error) {
 	sc, err := callerScope(ctx)
@@ -343,103 +344,62 @@ func (s *Server) SetSiteConfig(ctx context.Context, req *wardv1.SetSiteConfigReq
 	if err := s.act(ctx, sc, tenant); err != nil {
 		return nil, err
 	}
-	c, err := siteConfigFromProto(req.GetConfig())
-	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+	if req.GetConfig() == nil {
+		return nil, status.Error(codes.InvalidArgument, "config: required")
 	}
+	cfg := siteConfigFromProto(req.GetConfig())
 	if old, err := s.st.GetSiteConfig(ctx, tenant); err == nil {
-		keepSecrets(&c, old)
+		keepSecrets(&cfg, old.Config)
 	}
-	c.UpdatedAt, c.UpdatedBy = s.inv.clock().UTC(), sc.op.Name
-	if err := s.st.PutSiteConfig(ctx, tenant, c); err != nil {
+	cfg.Normalize()
+	if err := cfg.Validate(); err != nil {
+		return nil, status.Error(codes.InvalidArgument, "config: "+err.Error())
+	}
+
+	stored := store.SiteConfig{Config: cfg, UpdatedAt: s.inv.clock().UTC(),
+		UpdatedBy: sc.op.Name}
+	if err := s.st.PutSiteConfig(ctx, tenant, stored); err != nil {
 		return nil, s.internal("put site config", err)
 	}
 	s.log.Info("site configuration set", logkey.Tenant, tenant, logkey.Operator, sc.op.Name,
-		logkey.Count, len(c.Subnets))
-	return &wardv1.SetSiteConfigResponse{Config: siteConfigProto(c)}, nil
+		logkey.Count, len(cfg.Subnets))
+	if p := s.inv.cfg.Sites; p != nil {
+		if err := p.PublishSiteConfig(ctx, tenant, cfg); err != nil {
+			s.log.Warn("publish site configuration", logkey.Tenant, tenant, logkey.Error, err)
+		}
+	}
+	return &wardv1.SetSiteConfigResponse{Config: siteConfigProto(stored)}, nil
 }
 
-// siteConfigFromProto validates a configuration; errors name the field.
-func siteConfigFromProto(p *wardv1.SiteConfig) (store.SiteConfig, error) {
-	if p == nil {
-		return store.SiteConfig{}, errors.New("config: required")
-	}
-	c := store.SiteConfig{ProbeRate: p.GetProbeRate()}
-	for field, list := range map[string][]string{"subnets": p.GetSubnets(),
-		"passive_subnets": p.GetPassiveSubnets(), "excluded": p.GetExcluded()} {
-		if len(list) > 256 {
-			return c, fmt.Errorf("%s: at most 256 entries", field)
-		}
-		for i, v := range list {
-			pfx, err := parsePrefix(strings.TrimSpace(v))
-			if err != nil || (field != "excluded" && !strings.Contains(v, "/")) {
-				return c, fmt.Errorf("%s[%d]: %q is not a CIDR range", field, i, v)
-			}
-			list[i] = pfx.String()
-		}
-	}
-	c.Subnets, c.PassiveSubnets, c.Excluded = p.GetSubnets(), p.GetPassiveSubnets(),
-		p.GetExcluded()
-	if overlap := overlapping(c.Subnets, c.PassiveSubnets); overlap != "" {
-		return c, fmt.Errorf("subnets: %s overlaps a passive-only subnet; a range is "+
-			"either scanned or passive", overlap)
-	}
+// siteConfigFromProto converts a configuration; pkg/site validates it.
+func siteConfigFromProto(p *wardv1.SiteConfig) site.Config {
+	c := site.Config{Subnets: trimAll(p.GetSubnets()),
+		PassiveSubnets: trimAll(p.GetPassiveSubnets()), Exclude: trimAll(p.GetExcluded()),
+		ProbeRate: int(p.GetProbeRate()), Interface: p.GetInterface(), Ports: p.GetPorts()}
 	if d := p.GetScanInterval(); d != nil {
-		if c.ScanInterval = d.AsDuration(); c.ScanInterval < 0 {
-			return c, errors.New("scan_interval: must not be negative")
-		}
+		c.Schedule.Interval = site.Duration(d.AsDuration())
 	}
-	for i, cr := range p.GetSnmp() {
-		cred, err := snmpFromProto(i, cr)
-		if err != nil {
-			return c, err
-		}
-		c.SNMP = append(c.SNMP, cred)
+	for _, cr := range p.GetSnmp() {
+		c.SNMP = append(c.SNMP, site.SNMPCredential{Version: cr.GetVersion(),
+			User: cr.GetUser(), AuthProtocol: cr.GetAuthProtocol(),
+			AuthPassphrase: cr.GetAuthSecret(), PrivProtocol: cr.GetPrivProtocol(),
+			PrivPassphrase: cr.GetPrivSecret(), Community: cr.GetCommunity()})
 	}
-	return c, nil
+	return c
 }
 
-func snmpFromProto(i int, cr *wardv1.SNMPCredential) (store.SNMPCredential, error) {
-	out := store.SNMPCredential{Version: cr.GetVersion(), User: cr.GetUser(),
-		AuthProtocol: cr.GetAuthProtocol(), AuthSecret: cr.GetAuthSecret(),
-		PrivProtocol: cr.GetPrivProtocol(), PrivSecret: cr.GetPrivSecret(),
-		Community: cr.GetCommunity()}
-	switch out.Version {
-	case "v3":
-		if out.User == "" {
-			return out, fmt.Errorf("snmp[%d].user: required for v3", i)
-		}
-		if !slices.Contains([]string{"SHA", "SHA256", "SHA512"}, out.AuthProtocol) {
-			return out, fmt.Errorf("snmp[%d].auth_protocol: want SHA, SHA256 or SHA512", i)
-		}
-		if !slices.Contains([]string{"AES", "AES256"}, out.PrivProtocol) {
-			return out, fmt.Errorf("snmp[%d].priv_protocol: want AES or AES256 (authPriv)", i)
-		}
-	case "v2c":
-	default:
-		return out, fmt.Errorf("snmp[%d].version: want v3 or v2c", i)
+func trimAll(in []string) []string {
+	out := make([]string, 0, len(in))
+	for _, v := range in {
+		out = append(out, strings.TrimSpace(v))
 	}
-	return out, nil
-}
-
-// overlapping returns a subnet of a that overlaps one of b, or "".
-func overlapping(a, b []string) string {
-	for _, x := range a {
-		px, _ := netip.ParsePrefix(x)
-		for _, y := range b {
-			py, _ := netip.ParsePrefix(y)
-			if px.Overlaps(py) {
-				return x
-			}
-		}
-	}
-	return ""
+	return out
 }
 
 // keepSecrets carries stored secrets over to credentials given without them (same
 // position, version and user), so an operator can change a configuration without
-// retyping secrets reads never show.
-func keepSecrets(c *store.SiteConfig, old store.SiteConfig) {
+// retyping secrets that reads never show.
+func keepSecrets(c *site.Config, old site.Config) {
 	for i := range c.SNMP {
 		if i >= len(old.SNMP) {
 			return
@@ -448,11 +408,11 @@ func keepSecrets(c *store.SiteConfig, old store.SiteConfig) {
 		if n.Version != o.Version || n.User != o.User {
 			continue
 		}
-		if n.AuthSecret == "" {
-			n.AuthSecret = o.AuthSecret
+		if n.AuthPassphrase == "" {
+			n.AuthPassphrase = o.AuthPassphrase
 		}
-		if n.PrivSecret == "" {
-			n.PrivSecret = o.PrivSecret
+		if n.PrivPassphrase == "" && n.PrivProtocol != "" {
+			n.PrivPassphrase = o.PrivPassphrase
 		}
 		if n.Community == "" {
 			n.Community = o.Community
@@ -460,22 +420,20 @@ func keepSecrets(c *store.SiteConfig, old store.SiteConfig) {
 	}
 }
 
-func siteConfigProto(c store.SiteConfig) *wardv1.SiteConfig {
+func siteConfigProto(sc store.SiteConfig) *wardv1.SiteConfig {
+	c := sc.Config
 	p := &wardv1.SiteConfig{Subnets: c.Subnets, PassiveSubnets: c.PassiveSubnets,
-		Excluded: c.Excluded, ProbeRate: c.ProbeRate, UpdatedAt: ts(c.UpdatedAt),
-		UpdatedBy: c.UpdatedBy}
-	if c.ScanInterval > 0 {
-		p.ScanInterval = durationpb.New(c.ScanInterval)
+		Excluded: c.Exclude, ProbeRate: uint32(c.ProbeRate), UpdatedAt: ts(sc.UpdatedAt),
+		UpdatedBy: sc.UpdatedBy, Interface: c.Interface, Ports: c.Ports,
+		Warnings: c.Warnings()}
+	if c.Schedule.Interval > 0 {
+		p.ScanInterval = durationpb.New(time.Duration(c.Schedule.Interval))
 	}
-	for i, cr := range c.SNMP {
+	for _, cr := range c.SNMP {
 		p.Snmp = append(p.Snmp, &wardv1.SNMPCredential{Version: cr.Version, User: cr.User,
 			AuthProtocol: cr.AuthProtocol, PrivProtocol: cr.PrivProtocol,
-			AuthSecretSet: cr.AuthSecret != "", PrivSecretSet: cr.PrivSecret != "",
+			AuthSecretSet: cr.AuthPassphrase != "", PrivSecretSet: cr.PrivPassphrase != "",
 			CommunitySet: cr.Community != ""})
-		if cr.Version == "v2c" {
-			p.Warnings = append(p.Warnings, fmt.Sprintf("snmp[%d]: v2c sends its community "+
-				"in the clear; prefer v3 with authPriv", i))
-		}
 	}
 	return p
 }

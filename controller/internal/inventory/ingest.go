@@ -123,7 +123,7 @@ func (inv *Inventory) siteExclusions(ctx context.Context, tenant string) []netip
 		return nil
 	}
 	var out []netip.Prefix
-	for _, e := range cfg.Excluded {
+	for _, e := range cfg.Config.Exclude {
 		if p, err := parsePrefix(e); err == nil {
 			out = append(out, p)
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/wardsec/ward/controller/internal/store"
 	"github.com/wardsec/ward/pkg/classify"
 	"github.com/wardsec/ward/pkg/logkey"
+	"github.com/wardsec/ward/pkg/site"
 )
 
 // Evidence record types of operator acts on devices (the classification and scan records
@@ -67,6 +68,13 @@ type Bootstrapper interface {
 	Bootstrap(ctx context.Context, req BootstrapRequest) error
 }
 
+// SitePublisher hands a tenant's new site configuration to its collectors, for example
+// as a signed payload on their streams. It must not log the configuration's secrets
+// (site.SNMPCredential redacts them in logs).
+type SitePublisher interface {
+	PublishSiteConfig(ctx context.Context, tenant string, c site.Config) error
+}
+
 // Config configures an Inventory.
 type Config struct {
 	// Store holds the inventory; required.
@@ -78,6 +86,9 @@ type Config struct {
 	// Bootstrapper installs agents on auto-enrolled and approved devices; nil leaves them
 	// approved, waiting.
 	Bootstrapper Bootstrapper
+	// Sites gets each site configuration an operator sets, to push it to the tenant's
+	// collectors; nil stores it only.
+	Sites SitePublisher
 	// Log is required.
 	Log *slog.Logger
 	// Clock returns the time; nil means time.Now.

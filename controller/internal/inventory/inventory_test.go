@@ -21,6 +21,7 @@ import (
 	"github.com/wardsec/ward/controller/internal/store/badger"
 	"github.com/wardsec/ward/pkg/classify"
 	"github.com/wardsec/ward/pkg/nmapxml"
+	"github.com/wardsec/ward/pkg/site"
 	wardv1 "github.com/wardsec/ward/proto/ward/v1"
 )
 
@@ -306,8 +307,8 @@ func TestApproveBootstrapEnrollAndExclude(t *testing.T) {
 func TestBootstrapFailureAndSiteExclusion(t *testing.T) {
 	e := newEnv(t, &bootstraps{err: errors.New("collector offline")})
 	ctx := context.Background()
-	if err := e.st.PutSiteConfig(ctx, "t1", store.SiteConfig{
-		Excluded: []string{"10.0.0.2"}}); err != nil {
+	if err := e.st.PutSiteConfig(ctx, "t1", store.SiteConfig{Config: site.Config{
+		Subnets: []string{"10.0.0.0/24"}, Exclude: []string{"10.0.0.2"}}}); err != nil {
 		t.Fatal(err)
 	}
 	e.ingest(t, linuxServer, ciscoSwitch)

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"time"
+
+	"github.com/wardsec/ward/pkg/site"
 )
 
 // DeviceState is where a discovered device's monitoring and enrollment stand.
@@ -95,28 +97,12 @@ type ScanStatus struct {
 	UpdatedAt  time.Time `json:"updated_at"`
 }
 
-// SNMPCredential is one set of SNMP credentials for the collector. The secrets are stored
-// as given: the collector needs them in the clear.
-type SNMPCredential struct {
-	Version      string `json:"version"` // "v3" or "v2c"
-	User         string `json:"user"`
-	AuthProtocol string `json:"auth_protocol"`
-	AuthSecret   string `json:"auth_secret"`
-	PrivProtocol string `json:"priv_protocol"`
-	PrivSecret   string `json:"priv_secret"`
-	Community    string `json:"community"`
-}
-
-// SiteConfig is what a tenant's collector scans and how.
+// SiteConfig is a tenant's site configuration (what its collector scans and how, with
+// the SNMP secrets the collector needs in the clear) and who set it last.
 type SiteConfig struct {
-	Subnets        []string         `json:"subnets"`
-	PassiveSubnets []string         `json:"passive_subnets"`
-	Excluded       []string         `json:"excluded"`
-	SNMP           []SNMPCredential `json:"snmp"`
-	ScanInterval   time.Duration    `json:"scan_interval"`
-	ProbeRate      uint32           `json:"probe_rate"`
-	UpdatedAt      time.Time        `json:"updated_at"`
-	UpdatedBy      string           `json:"updated_by"`
+	Config    site.Config `json:"config"`
+	UpdatedAt time.Time   `json:"updated_at"`
+	UpdatedBy string      `json:"updated_by"`
 }
 
 // Inventory stores the device inventory, scan progress, site configurations, and how far

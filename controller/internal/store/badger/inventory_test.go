@@ -5,8 +5,10 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/wardsec/ward/controller/internal/store"
+	"github.com/wardsec/ward/pkg/site"
 )
 
 func TestUpdateDeviceCreatesMergesAndAbsorbs(t *testing.T) {
@@ -106,12 +108,15 @@ func TestScansSiteConfigAndCursor(t *testing.T) {
 	if _, err := s.GetSiteConfig(ctx, "t1"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("no config yet: %v", err)
 	}
-	want := store.SiteConfig{Subnets: []string{"10.0.0.0/24"}, ProbeRate: 50}
+	want := store.SiteConfig{Config: site.Config{Subnets: []string{"10.0.0.0/24"},
+		ProbeRate: 50, Schedule: site.Schedule{Interval: site.Duration(time.Hour)}},
+		UpdatedBy: "alice"}
 	if err := s.PutSiteConfig(ctx, "t1", want); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.GetSiteConfig(ctx, "t1")
-	if err != nil || got.ProbeRate != 50 || got.Subnets[0] != "10.0.0.0/24" {
+	if err != nil || got.Config.ProbeRate != 50 || got.Config.Subnets[0] != "10.0.0.0/24" ||
+		got.Config.Schedule.Interval != site.Duration(time.Hour) || got.UpdatedBy != "alice" {
 		t.Fatalf("config %+v, err %v", got, err)
 	}
 
