@@ -185,8 +185,8 @@ func (w *Witness) consistency(cp *wardv1.Checkpoint, head evidence.Hash) (string
 	size := cp.GetSize()
 	if held, ok := w.byAt[size]; ok {
 		if held != head {
-			return fmt.Sprintf("checkpoint of size %d has head %s; this clinic countersigned %s",
-				size, head, held), fresh
+			return fmt.Sprintf("history rewritten: checkpoint of size %d has head %s; this "+
+				"clinic countersigned %s", size, head, held), fresh
 		}
 		return "", known
 	}
