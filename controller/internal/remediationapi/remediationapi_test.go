@@ -250,7 +250,8 @@ func TestBaselinesChecksRunbooksAndTier(t *testing.T) {
 	auditor := e.client(ptr(e.Operator("aud", store.RoleAuditor, "t1")))
 
 	bl, err := auditor.ListBaselines(ctx, &wardv1.ListBaselinesRequest{})
-	if err != nil || len(bl.GetBaselines()) != 1 || bl.GetBaselines()[0].GetBaselineId() != "hipaa-v1" {
+	if err != nil || len(bl.GetBaselines()) != 1 ||
+		bl.GetBaselines()[0].GetBaselineId() != "hipaa-v1" {
 		t.Fatalf("auditor baselines: %v, %v", bl, err)
 	}
 	shipped := string(baseline.ShippedDocument())

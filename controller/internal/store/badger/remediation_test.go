@@ -142,10 +142,12 @@ func TestCommandsUnfinishedSurviveReopen(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.CreateCommand(ctx, store.Command{ID: "c0", Tenant: "t1", Agent: "a1"}); !errors.Is(err, store.ErrExists) {
+	err := s.CreateCommand(ctx, store.Command{ID: "c0", Tenant: "t1", Agent: "a1"})
+	if !errors.Is(err, store.ErrExists) {
 		t.Errorf("duplicate id: %v, want ErrExists", err)
 	}
-	if err := s.CreateCommand(ctx, store.Command{ID: "x", Tenant: "t1", Agent: "nobody"}); !errors.Is(err, store.ErrNotFound) {
+	err = s.CreateCommand(ctx, store.Command{ID: "x", Tenant: "t1", Agent: "nobody"})
+	if !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("unknown agent: %v, want ErrNotFound", err)
 	}
 	s.Close()
