@@ -66,7 +66,7 @@ lint: tools
 
 ## test-deps: what the tests need beyond Go (installs Debian packages when missing)
 test-deps:
-	@./scripts/test-deps.sh nix-bin rpm nmap snmpd snmp dcmtk openssh-server iproute2 tcpdump
+	@./scripts/test-deps.sh nix-bin rpm nmap snmpd snmp dcmtk openssh-server iproute2 tcpdump openssl
 
 ## test: everything CI runs
 test: test-deps lint proto-check breaking build
