@@ -23,8 +23,8 @@ import (
 // into incidents and commands, after the stream has committed them (the engine with the
 // real baseline catalog, hipaa-v1 and the shipped runbooks): each report from one of 500
 // agents (10 tenants, every agent connected, tier 1) turns SSH-002 to failing, which
-// opens an incident and issues,
-// signs, stores and sends RB-SSH-001, or back to passing, which resolves it. The store is
+// opens an incident and issues, signs, stores and sends RB-SSH-001, or back to passing,
+// which resolves it. The store is
 // the real Badger store with synced writes. Each agent reports in turn, as its stream
 // does; the agents report concurrently. The reported figure is reports/s.
 func BenchmarkDriftReports(b *testing.B) {
