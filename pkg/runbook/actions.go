@@ -17,6 +17,8 @@ const (
 	ActionLockAccount          = "lock_account"
 	ActionRotateCertificate    = "rotate_certificate"
 	ActionShell                = "shell"
+	// ActionBootstrapAgent is a collector's: install an agent on a device over SSH.
+	ActionBootstrapAgent = "bootstrap_agent"
 )
 
 // ActionSpec describes an action's parameters, for validation on both sides.
@@ -70,6 +72,12 @@ var Actions = map[string]ActionSpec{
 	ActionShell: {
 		Summary:  "run a shell script; refused unless the agent's configuration enables it",
 		Required: []string{"script"},
+	},
+	ActionBootstrapAgent: {
+		Summary: "collector only: install, configure and start an agent on a device over " +
+			"SSH with a one-time enrollment token",
+		Required: []string{"address", "token"},
+		Optional: []string{"device_id", "user", "root", "init"},
 	},
 }
 

@@ -39,7 +39,11 @@ type Config struct {
 	RotateCertificate func(ctx context.Context) error
 	// AllowShell enables the shell action. Off unless the agent's own configuration says so.
 	AllowShell bool
-	Log        *slog.Logger
+	// BootstrapAgent runs bootstrap_agent (a collector's SSH bootstrap, package
+	// bootstrap); nil refuses it, as on every agent that is not a collector.
+	BootstrapAgent func(ctx context.Context, params map[string]string, dry bool) (
+		changed bool, output string, err error)
+	Log *slog.Logger
 }
 
 // Runner runs actions. It is safe for concurrent use, but steps that touch the same
@@ -67,6 +71,18 @@ var impls = map[string]actionFunc{
 	runbook.ActionLockAccount:          (*Runner).lockAccount,
 	runbook.ActionRotateCertificate:    (*Runner).rotateCertificate,
 	runbook.ActionShell:                (*Runner).shell,
+	runbook.ActionBootstrapAgent:       (*Runner).bootstrapAgent,
+}
+
+// ErrNotCollector is returned for bootstrap_agent on an agent without the collector role.
+var ErrNotCollector = errors.New("actions: bootstrap_agent runs only on a collector")
+
+func (r *Runner) bootstrapAgent(ctx context.Context, p map[string]string, dry bool) (Outcome, error) {
+	if r.cfg.BootstrapAgent == nil {
+		return Outcome{}, ErrNotCollector
+	}
+	changed, out, err := r.cfg.BootstrapAgent(ctx, p, dry)
+	return Outcome{Changed: changed, Output: out}, err
 }
 
 // Known reports whether the agent implements action.

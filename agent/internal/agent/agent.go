@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/wardsec/ward/agent/internal/actions"
+	"github.com/wardsec/ward/agent/internal/bootstrap"
 	"github.com/wardsec/ward/agent/internal/checks"
 	"github.com/wardsec/ward/agent/internal/client"
 	"github.com/wardsec/ward/agent/internal/commands"
@@ -184,12 +185,23 @@ func buildHost(cfg Config, st *state.State, c *client.Client, bs *baselines,
 		return nil, err
 	}
 
-	runner := actions.New(actions.Config{FS: fsys, Services: svc, Baseline: bs.Current,
+	acfg := actions.Config{FS: fsys, Services: svc, Baseline: bs.Current,
 		RotateCertificate: func(context.Context) error {
 			c.RequestRenewal("runbook rotate_certificate")
 			return nil
 		},
-		AllowShell: cfg.AllowShell, Log: cfg.Log.With("component", "actions")})
+		AllowShell: cfg.AllowShell, Log: cfg.Log.With("component", "actions")}
+	if slices.Contains(rolesOf(cfg, st), "collector") {
+		// A collector installs agents over SSH with its own key (bootstrap.StateDir).
+		ctl := st.Info.Controller
+		if cfg.Controller != "" {
+			ctl = cfg.Controller
+		}
+		h := &bootstrap.Handler{Config: bootstrap.ConfigFor(string(cfg.Dir), ctl,
+			cfg.Log.With("component", "bootstrap"))}
+		acfg.BootstrapAgent = h.Handle
+	}
+	runner := actions.New(acfg)
 	exec, err := commands.New(commands.Config{AgentID: st.Info.AgentID,
 		Tenant: st.Info.Tenant, PolicyKey: st.PolicyKey, Runner: runner,
 		LedgerPath: filepath.Join(string(cfg.Dir), CommandLedgerFile),

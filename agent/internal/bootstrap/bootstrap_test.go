@@ -447,3 +447,42 @@ func waitLog(t *testing.T, path, s string, timeout time.Duration) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+func TestTargetFromParams(t *testing.T) {
+	got, err := TargetFromParams(map[string]string{ParamAddress: "10.0.0.5", ParamToken: "s",
+		ParamUser: "admin", ParamInit: InitFallback})
+	if err != nil || got.Address != "10.0.0.5" || got.Token != "s" || got.User != "admin" ||
+		got.Init != InitFallback {
+		t.Fatalf("TargetFromParams = %+v, %v", got, err)
+	}
+	for _, p := range []map[string]string{{ParamToken: "s"}, {ParamAddress: "h"}} {
+		if _, err := TargetFromParams(p); err == nil {
+			t.Errorf("TargetFromParams(%v) accepted", p)
+		}
+	}
+}
+
+func TestHandlerDryRunAndEvidence(t *testing.T) {
+	h := &Handler{Config: ConfigFor(t.TempDir(), "ctl:7443", nil)}
+	changed, out, err := h.Handle(context.Background(),
+		map[string]string{ParamAddress: "10.0.0.5", ParamToken: "secret-token"}, true)
+	if err != nil || !changed || strings.Contains(out, "secret-token") {
+		t.Fatalf("dry run = %t %q %v", changed, out, err)
+	}
+	// A real run against nothing: the failure names the step and the evidence says so.
+	_, out, err = h.Handle(context.Background(),
+		map[string]string{ParamAddress: "127.0.0.1:1", ParamToken: "secret-token"}, false)
+	var se *StepError
+	if !errors.As(err, &se) || se.Step != StepConnect || strings.Contains(out+err.Error(),
+		"secret-token") {
+		t.Fatalf("run = %q %v, want a connect failure without the token", out, err)
+	}
+	r := Result{Address: "h:22", HostKey: HostKey{Type: "ssh-ed25519", Fingerprint: "SHA256:x",
+		Trust: TrustFirstUse}, Arch: "x86_64", Init: InitFallback,
+		Steps: []Step{{Name: StepConnect}, {Name: StepCopy, Changed: true}}}
+	want := "h:22: host key ssh-ed25519 SHA256:x (trust_on_first_use); arch x86_64; " +
+		"init fallback; steps connect copy*"
+	if got := r.Evidence(); got != want {
+		t.Errorf("Evidence = %q, want %q", got, want)
+	}
+}
