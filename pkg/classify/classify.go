@@ -88,6 +88,7 @@ func (f *finding) reason() string {
 // evidence is everything gathered about one host.
 type evidence struct {
 	findings []finding
+	scores   scoreSet // filled by decide
 	os       osInfo
 	vendor   string
 	virtual  bool // the MAC belongs to a virtual machine's network card
@@ -118,9 +119,12 @@ func (e *evidence) addOnPort(t Type, w float64, s *Service, what, verb string) {
 // Classify decides what h is. It never fails: a host nothing identifies is Unknown. h is
 // not modified and may be shared.
 func (c *Classifier) Classify(h *Host) Result {
-	e := c.gather(h)
+	sc := scratchPool.Get().(*scratch)
+	defer sc.release()
+	e := c.gather(h, sc)
 
 	d := decide(&e)
+	sc.scores = e.scores
 
 	p := profileByType[d.typ]
 	r := Result{
@@ -138,23 +142,48 @@ func (c *Classifier) Classify(h *Host) Result {
 	return r
 }
 
-// gather collects every piece of evidence about h.
-func (c *Classifier) gather(h *Host) evidence {
-	e := evidence{os: gatherOS(h), findings: make([]finding, 0, 8)}
+// scratch is the working memory of one classification, reused through scratchPool.
+type scratch struct {
+	text     corpus
+	findings []finding
+	scores   scoreSet
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// maxScratch bounds the buffers kept for reuse.
+const maxScratch = 64 << 10
+
+// release forgets the host's data and returns sc to the pool.
+func (sc *scratch) release() {
+	clear(sc.findings)
+	sc.findings = sc.findings[:0]
+	clear(sc.scores.types)
+	clear(sc.text.wheres)
+	if cap(sc.text.lower) > maxScratch {
+		sc.text = corpus{}
+	}
+	scratchPool.Put(sc)
+}
+
+// gather collects every piece of evidence about h, in sc's memory.
+func (c *Classifier) gather(h *Host, sc *scratch) evidence {
+	e := evidence{os: gatherOS(h), findings: sc.findings[:0], scores: sc.scores}
 
 	c.gatherVendor(h, &e)
 	gatherSNMP(h, &e)
 	gatherFingerprint(h, &e)
 	gatherServices(h, &e)
 
-	var text corpus
-	text.grow(h)
-	fillCorpus(h, &text)
-	c.text.find(&text, func(m hit) {
+	text := &sc.text
+	text.reset(h)
+	fillCorpus(h, text)
+	c.text.find(text, func(m hit) {
 		e.findings = append(e.findings, finding{typ: m.kw.typ, weight: m.kw.weight,
 			form: formNames, svc: m.where.svc, a: m.where.label, b: m.text,
 			generic: m.kw.word == "hl7" || m.kw.word == "mllp"})
 	})
+	sc.findings = e.findings
 	return e
 }
 
@@ -299,7 +328,11 @@ func fillCorpus(h *Host, c *corpus) {
 		c.add("version detection", s, s.ExtraInfo)
 		c.add("device type reported", s, s.DeviceType)
 		for _, sc := range s.Scripts {
-			if sc.ID != "dicom-ping" { // its answer is read in gatherClinicalPort
+			switch sc.ID {
+			case "dicom-ping": // its answer is read in gatherClinicalPort
+			case "ssl-cert": // only the names say anything about the host
+				c.add(sc.ID, s, certNames(sc.Output))
+			default:
 				c.add(sc.ID, s, sc.Output)
 			}
 		}
@@ -391,4 +424,23 @@ func gatherRole(s *Service, e *evidence) {
 	default:
 		e.addOnPort(WebServer, 0.6, s, "a web server", " answers on ")
 	}
+}
+
+// certNames returns the Subject and Issuer lines of ssl-cert output (or its start, when
+// it has none): fingerprints and dates name no product.
+func certNames(out string) string {
+	end := 0
+	for rest := out; rest != ""; {
+		line, tail, _ := strings.Cut(rest, "\n")
+		if t := strings.TrimSpace(line); t != "" && !strings.HasPrefix(t, "Subject") &&
+			!strings.HasPrefix(t, "Issuer") {
+			break
+		}
+		end += len(line) + 1
+		rest = tail
+	}
+	if end == 0 {
+		return clip(out)
+	}
+	return out[:min(end, len(out))]
 }

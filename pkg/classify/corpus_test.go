@@ -179,3 +179,36 @@ func BenchmarkClassifyParallel(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "hosts/s")
 }
+
+// TestClassifyConcurrent classifies the corpus from several goroutines at once (the
+// classifier reuses working memory between calls) and expects the sequential results.
+func TestClassifyConcurrent(t *testing.T) {
+	corpus := loadCorpus(t)
+	c := classify.New(classify.FallbackVendors())
+	want := make([]string, len(corpus))
+	for i := range corpus {
+		r := c.Classify(&corpus[i].host)
+		want[i] = fmt.Sprint(r.Type, r.Confidence, r.Reasons)
+	}
+
+	errs := make(chan string, 8)
+	for g := 0; g < 8; g++ {
+		go func() {
+			for n := 0; n < 20; n++ {
+				for i := range corpus {
+					r := c.Classify(&corpus[i].host)
+					if got := fmt.Sprint(r.Type, r.Confidence, r.Reasons); got != want[i] {
+						errs <- fmt.Sprintf("%s: %s, want %s", corpus[i].host.IP, got, want[i])
+						return
+					}
+				}
+			}
+			errs <- ""
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		if e := <-errs; e != "" {
+			t.Error(e)
+		}
+	}
+}

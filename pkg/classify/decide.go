@@ -1,8 +1,8 @@
 package classify
 
 import (
+	"cmp"
 	"slices"
-	"sort"
 )
 
 // decision is the outcome of the precedence rule.
@@ -55,13 +55,14 @@ var applianceOrder = []Type{Firewall, VPNGateway, Router, NetworkSwitch, Wireles
 
 // decide applies the precedence: clinical, appliance, directory, role, OS, unknown.
 func decide(e *evidence) decision {
-	scores := scoreSet{types: make([]Type, 0, 8), scores: make([]score, 0, 8)}
+	scores := &e.scores
+	scores.types, scores.scores = scores.types[:0], scores.scores[:0]
 	for _, f := range e.findings {
 		scores.of(f.typ).add(f)
 	}
 
 	for _, step := range steps {
-		if d, ok := step(e, &scores); ok {
+		if d, ok := step(e, scores); ok {
 			d.reasons = append(d.reasons, outranked(e, d.typ)...)
 			return d
 		}
@@ -264,13 +265,14 @@ func serverOS(e *evidence) bool {
 // reasonsOf returns the reasons of the findings for types (every finding when none is
 // named), strongest first, without repeats.
 func reasonsOf(e *evidence, types ...Type) []string {
-	var picked []*finding
+	var buf [16]*finding
+	picked := buf[:0]
 	for i := range e.findings {
 		if f := &e.findings[i]; len(types) == 0 || slices.Contains(types, f.typ) {
 			picked = append(picked, f)
 		}
 	}
-	sort.SliceStable(picked, func(i, j int) bool { return picked[i].weight > picked[j].weight })
+	slices.SortStableFunc(picked, func(a, b *finding) int { return cmp.Compare(b.weight, a.weight) })
 	out := make([]string, 0, len(picked)+1)
 	for _, f := range picked {
 		if r := f.reason(); !slices.Contains(out, r) {

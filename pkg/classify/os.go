@@ -224,9 +224,10 @@ func gatherServiceOS(o *osInfo, s *Service) {
 
 // smbOSLine returns the "OS:" line of smb-os-discovery output, or the whole output.
 func smbOSLine(out string) string {
-	for _, line := range strings.Split(out, "\n") {
-		line = strings.TrimSpace(line)
-		if v, ok := strings.CutPrefix(line, "OS:"); ok {
+	for rest := out; rest != ""; {
+		var line string
+		line, rest, _ = strings.Cut(rest, "\n")
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "OS:"); ok {
 			return strings.TrimSpace(v)
 		}
 	}

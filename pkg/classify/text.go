@@ -27,8 +27,8 @@ func (w where) String() string {
 	return w.label + " on " + portName(w.svc)
 }
 
-// grow reserves room for everything h may add.
-func (c *corpus) grow(h *Host) {
+// reset empties the corpus, keeping room for everything h may add.
+func (c *corpus) reset(h *Host) {
 	n := len(h.SysDescr) + 64
 	for i := range h.Services {
 		s := &h.Services[i]
@@ -43,10 +43,10 @@ func (c *corpus) grow(h *Host) {
 	for _, o := range h.OS {
 		n += len(o.Name) + 1
 	}
-	c.lower = make([]byte, 0, n)
-	c.orig = make([]byte, 0, n)
-	c.ends = make([]int, 0, 16)
-	c.wheres = make([]where, 0, 16)
+	c.lower = slices.Grow(c.lower[:0], n)
+	c.orig = slices.Grow(c.orig[:0], n)
+	c.ends = c.ends[:0]
+	c.wheres = c.wheres[:0]
 }
 
 func (c *corpus) add(label string, svc *Service, s string) {
