@@ -86,16 +86,3 @@ func (o Observer) CommandAgent(ctx context.Context, commandID string) (string, e
 	}
 	return c.Agent, nil
 }
-
-// StreamSender adapts agentapi.Server's Send to a Sender: agentapi.ErrNotConnected
-// becomes ErrNotConnected.
-type StreamSender struct{ Streams *agentapi.Server }
-
-// Send implements Sender.
-func (s StreamSender) Send(agentID string, m *wardv1.ConnectResponse) error {
-	err := s.Streams.Send(agentID, m)
-	if errors.Is(err, agentapi.ErrNotConnected) {
-		return fmt.Errorf("%w: %w", ErrNotConnected, err)
-	}
-	return err
-}
