@@ -21,14 +21,15 @@ const HeartbeatType = "heartbeat"
 // CommitMessage stores m and raises its agent's AckedSeq to m.Seq, sets LastSeen to
 // m.ReceivedAt and Online, all in one transaction that is on disk when it returns. A
 // message with m.Seq <= AckedSeq writes nothing and reports duplicate. Concurrent calls,
-// even for one agent, are safe: Badger batches their syncs, and a conflicting commit is
-// retried. store.ErrNotFound when the agent does not exist in m.Tenant.
+// even for one agent, are safe: they share grouped transactions (one sync for many
+// messages, see groupUpdate), in which a later message of an agent sees the earlier one's
+// AckedSeq. store.ErrNotFound when the agent does not exist in m.Tenant.
 func (s *Store) CommitMessage(ctx context.Context, m store.Message) (bool, error) {
 	val, err := json.Marshal(m)
 	if err != nil {
 		return false, fmt.Errorf("commit message: %w", err)
 	}
-	err = s.update(ctx, func(txn *badgerdb.Txn) error {
+	err = s.groupUpdate(ctx, func(txn *badgerdb.Txn) error {
 		var a store.Agent
 		if err := get(txn, agentKey(m.Tenant, m.Agent), &a); err != nil {
 			return err
