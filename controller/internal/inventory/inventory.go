@@ -29,6 +29,8 @@ const (
 	TypeDeviceApproved = "device.approved" // subject: device id; actor: approver
 	TypeDeviceExcluded = "device.excluded" // subject: device id; data: reason
 	TypeDeviceEnrolled = "device.enrolled" // subject: device id; data: agent id
+	// TypeDeviceBootstrapFailed: subject: device id; data: step, reason.
+	TypeDeviceBootstrapFailed = "device.bootstrap_failed"
 )
 
 // controllerActor is StateBy for decisions the controller takes itself.
@@ -257,10 +259,14 @@ func (inv *Inventory) maybeBootstrap(ctx context.Context, d store.Device) store.
 			Token: token})
 	}
 	if err != nil {
-		inv.log.Warn("bootstrap request", logkey.Tenant, d.Tenant, logkey.Device, d.ID,
-			logkey.Error, err)
-		return inv.transition(ctx, d, store.DeviceFailed, controllerActor,
-			"bootstrap request: "+err.Error())
+		if ferr := inv.BootstrapFailed(ctx, d.Tenant, d.ID, "request", err.Error()); ferr != nil {
+			inv.log.Error("bootstrap failure", logkey.Device, d.ID, logkey.Error, ferr)
+		}
+		got, gerr := inv.st.GetDevice(ctx, d.Tenant, d.ID)
+		if gerr != nil {
+			return d
+		}
+		return got
 	}
 	return inv.transition(ctx, d, store.DeviceEnrolling, controllerActor,
 		"the collector "+d.Collector+" is installing the agent")

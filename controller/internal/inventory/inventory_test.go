@@ -313,8 +313,27 @@ func TestBootstrapFailureAndSiteExclusion(t *testing.T) {
 	}
 	e.ingest(t, linuxServer, ciscoSwitch)
 	if d := e.device(t, "mac:00:14:22:3a:5b:11"); d.State != store.DeviceFailed ||
-		!strings.Contains(d.StateReason, "collector offline") {
+		!strings.Contains(d.StateReason, "bootstrap failed at request: collector offline") {
 		t.Errorf("server: %s %q", d.State, d.StateReason)
+	}
+	inc, err := e.st.UnresolvedIncident(ctx, "t1", "c1", BootstrapCheck("mac:00:14:22:3a:5b:11"))
+	if err != nil || inc.Kind != IncidentKindBootstrap ||
+		!strings.Contains(inc.Observed, "collector offline") {
+		t.Errorf("bootstrap incident %+v, %v", inc, err)
+	}
+
+	// A failure reported by the collector later names its step; the incident stays one.
+	if err := e.inv.BootstrapFailed(ctx, "t1", "mac:00:14:22:3a:5b:11", "host key",
+		"the host key does not match known_hosts"); err != nil {
+		t.Fatal(err)
+	}
+	d := e.device(t, "mac:00:14:22:3a:5b:11")
+	if !strings.Contains(d.StateReason, "at host key") {
+		t.Errorf("state reason %q", d.StateReason)
+	}
+	incs, _ := e.st.ListIncidents(ctx, "t1", store.IncidentFilter{Unresolved: true})
+	if len(incs) != 1 {
+		t.Errorf("%d incidents, want 1", len(incs))
 	}
 	if d := e.device(t, "mac:00:00:0c:9a:11:02"); d.State != store.DeviceExcluded {
 		t.Errorf("excluded address: %s", d.State)
