@@ -63,7 +63,7 @@ func decide(e *evidence) decision {
 
 	for _, step := range steps {
 		if d, ok := step(e, scores); ok {
-			d.reasons = append(d.reasons, outranked(e, d.typ)...)
+			d.reasons = append(d.reasons, outranked(e, d.typ, d.reasons)...)
 			return d
 		}
 	}
@@ -230,9 +230,12 @@ func decideOS(e *evidence, _ *scoreSet) (decision, bool) {
 		if e.notable == 0 && !e.virtual {
 			return client("nothing of note is served, as on a desktop", 0.55)
 		}
-		why := ""
+		why := "it serves " + e.notableWhat + ", as a server does"
+		if e.notable == 0 {
+			why = "its network card is a virtual machine's, as a server's usually is"
+		}
 		if o.family == osUnix {
-			why = "a Unix-like server system, the closest type is linux_server"
+			why += "; a Unix-like server system, the closest type is linux_server"
 		}
 		return server(LinuxServer, why, 0.95)
 	}
@@ -284,7 +287,7 @@ func reasonsOf(e *evidence, types ...Type) []string {
 
 // outranked names the strongest evidence for another type that the winner took
 // precedence over, so a technician sees what was set aside.
-func outranked(e *evidence, winner Type) []string {
+func outranked(e *evidence, winner Type, shown []string) []string {
 	var best *finding
 	for i := range e.findings {
 		f := &e.findings[i]
@@ -292,6 +295,9 @@ func outranked(e *evidence, winner Type) []string {
 			continue
 		}
 		if best == nil || f.weight > best.weight {
+			if slices.Contains(shown, f.reason()) {
+				continue // already a reason for the winner
+			}
 			best = f
 		}
 	}
