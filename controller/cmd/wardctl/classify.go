@@ -39,7 +39,8 @@ func (a *app) classifyCommand() *cobra.Command {
 		Long: "Classify reads scans saved with `nmap -oX` and prints, for each host that was " +
 			"up, one JSON object per line: what it is, its tier, how Ward would watch and " +
 			"enroll it, the confidence with its reasons, and the HIPAA controls it is " +
-			"evidence for. No controller is contacted.",
+			"evidence for. The output is always JSON lines, whatever --output says. No " +
+			"controller is contacted and no credentials are needed.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(files) == 0 {
