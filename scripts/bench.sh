@@ -110,6 +110,14 @@ cat "$work/results.txt"
 (cd controller && go test -run '^$' -bench BenchmarkDriftReports -benchtime 5000x ./internal/remediation/ | awk '/^BenchmarkDriftReports/ {for (i = 1; i <= NF; i++) if ($(i+1) == "reports/s") printf "drift reports to incidents and signed commands (500 agents, synced Badger): %d reports/s (target >= 5000)\n", $i}')
 (cd pkg && go test -run '^$' -bench '^BenchmarkClassify$' -benchtime 200000x ./classify/ | awk '/^BenchmarkClassify/ {for (i = 1; i < NF; i++) if ($(i+1) == "hosts/s") printf "classification (labelled corpus, one core): %.0f hosts per second (target >= 100000)\n", $i}')
 (cd controller && WARD_EVIDENCE_BENCH=1 go test -count=1 -v -run '^TestEvidenceThroughput$' ./internal/evidence/ | grep -E '^(evidence|raw|append)')
+# Ward's active scan against nmap alone with the same options, on the namespace clinic
+# network of the discovery tests (needs root, nmap and iproute2; about 4 minutes).
+if [ "$(id -u)" -eq 0 ] && command -v nmap >/dev/null && command -v ip >/dev/null; then
+	(cd agent && WARD_BENCH_SCAN=1 go test -count=1 -v -timeout 15m -run '^TestScanOverhead$' ./internal/discovery/nmap/ | grep -E '^namespace clinic scan') ||
+		echo "namespace clinic scan: over target or failed (run TestScanOverhead with WARD_BENCH_SCAN=1 to see why)"
+else
+	echo "namespace clinic scan: skipped (needs root, nmap and iproute2)"
+fi
 if [ "$status" -ne 0 ]; then
 	echo "bench: ward-loadgen failed (status $status); controller log tail:" >&2
 	tail -20 "$work/controller.log" 2>/dev/null >&2 || true
