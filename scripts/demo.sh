@@ -237,4 +237,21 @@ wait_for "pacs's SSH-002 incident to resolve" 60 incident_in "$pacs" SSH-002 res
 note "pacs's sshd_config now has: $(grep -m1 '^PasswordAuthentication' \
 	"$work/host-pacs/etc/ssh/sshd_config"); the approval is recorded with the approver"
 
+say "11. A collector enrolls a clinic server over SSH (namespace network)"
+if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null || ! command -v sshd >/dev/null; then
+	note "skipped: this step builds network namespaces (ip netns, a bridge, veth pairs) and"
+	note "starts sshd inside them, which needs root, iproute2 and openssh-server. Run"
+	note "'sudo make demo' to see a collector bootstrap an agent over SSH."
+else
+	note "a bridge, a collector namespace running a real ward-controller, and a server"
+	note "namespace running sshd; the collector logs in with its own key (trust on first use,"
+	note "recorded), copies ward-agent, writes its configuration and a one-time token, and"
+	note "starts it; the new agent enrolls and heartbeats. Then the same bootstrap again"
+	note "(nothing changes) and with a wrong host key (refused, nothing installed):"
+	(cd "$root/agent" && go test -count=1 -v -run '^TestBootstrapInNamespaces$' \
+		./internal/bootstrap/ 2>&1) | grep -oE 'step=[a-z]+ changed=[a-z]+ detail="[^"]*"|(wrong key|unknown host without tofu): .*|--- (PASS|FAIL): TestBootstrapInNamespaces.*' |
+		sed 's/^/   /'
+	note "the namespaces, the controller and the bootstrapped agent are gone again"
+fi
+
 say "Done. The throwaway installation in $work is removed now."
