@@ -19,8 +19,8 @@ type Classifier struct {
 	vendors *Vendors
 	text    *matcher
 	vendor  *matcher
-	// vendorHits caches the keywords found in each vendor name (string -> []*keyword):
-	// a network has few vendors and many hosts.
+	// vendorHits caches what each vendor name says (string -> *vendorFacts): a network
+	// has few vendors and many hosts.
 	vendorHits sync.Map
 	cached     atomic.Int32 // entries in vendorHits, capped at maxCachedVendors
 }
@@ -160,6 +160,7 @@ func (sc *scratch) release() {
 	sc.findings = sc.findings[:0]
 	clear(sc.scores.types)
 	clear(sc.text.wheres)
+	clear(sc.text.srcs)
 	if cap(sc.text.lower) > maxScratch {
 		sc.text = corpus{}
 	}
@@ -195,13 +196,9 @@ func (c *Classifier) gatherVendor(h *Host, e *evidence) {
 	if e.vendor == "" {
 		return
 	}
-	for _, v := range virtualNICVendors {
-		if containsFold(e.vendor, v) {
-			e.virtual = true
-		}
-	}
-
-	kws := c.vendorKeywords(e.vendor)
+	vi := c.vendorInfo(e.vendor)
+	e.virtual = vi.virtual
+	kws := vi.keywords
 	if len(kws) == 0 {
 		return
 	}
@@ -214,20 +211,32 @@ func (c *Classifier) gatherVendor(h *Host, e *evidence) {
 	}
 }
 
-// vendorKeywords returns the vendor keywords found in name, from the cache when it can.
-func (c *Classifier) vendorKeywords(name string) []*keyword {
+// vendorFacts is what a vendor name says: keywords found in it, and whether it makes
+// virtual machines' network cards.
+type vendorFacts struct {
+	keywords []*keyword
+	virtual  bool
+}
+
+// vendorInfo returns what the vendor name says, from the cache when it can.
+func (c *Classifier) vendorInfo(name string) *vendorFacts {
 	if v, ok := c.vendorHits.Load(name); ok {
-		return v.([]*keyword)
+		return v.(*vendorFacts)
 	}
+	vi := &vendorFacts{}
 	var vc corpus
 	vc.add("vendor", nil, name)
-	var kws []*keyword
-	c.vendor.find(&vc, func(m hit) { kws = append(kws, m.kw) })
+	c.vendor.find(&vc, func(m hit) { vi.keywords = append(vi.keywords, m.kw) })
+	for _, v := range virtualNICVendors {
+		if containsFold(name, v) {
+			vi.virtual = true
+		}
+	}
 	if c.cached.Load() < maxCachedVendors {
 		c.cached.Add(1)
-		c.vendorHits.Store(name, kws)
+		c.vendorHits.Store(name, vi)
 	}
-	return kws
+	return vi
 }
 
 func gatherSNMP(h *Host, e *evidence) {

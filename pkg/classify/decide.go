@@ -288,21 +288,19 @@ func reasonsOf(e *evidence, types ...Type) []string {
 // outranked names the strongest evidence for another type that the winner took
 // precedence over, so a technician sees what was set aside.
 func outranked(e *evidence, winner Type, shown []string) []string {
-	var best *finding
+	var buf [16]*finding
+	cands := buf[:0]
 	for i := range e.findings {
 		f := &e.findings[i]
-		if f.typ == winner || !f.typ.Valid() || f.weight < threshold {
-			continue
-		}
-		if best == nil || f.weight > best.weight {
-			if slices.Contains(shown, f.reason()) {
-				continue // already a reason for the winner
-			}
-			best = f
+		if f.typ != winner && f.typ.Valid() && f.weight >= threshold {
+			cands = append(cands, f)
 		}
 	}
-	if best == nil {
-		return nil
+	slices.SortStableFunc(cands, func(a, b *finding) int { return cmp.Compare(b.weight, a.weight) })
+	for _, f := range cands {
+		if r := f.reason(); !slices.Contains(shown, r) { // not already a winner's reason
+			return []string{"outranked: " + r + " (points to " + string(f.typ) + ")"}
+		}
 	}
-	return []string{"outranked: " + best.reason() + " (points to " + string(best.typ) + ")"}
+	return nil
 }

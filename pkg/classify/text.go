@@ -9,9 +9,9 @@ import (
 // match the original), one field after another, with the source of each field.
 type corpus struct {
 	lower  []byte
-	orig   []byte
-	ends   []int   // ends[i] is the offset just past field i
-	wheres []where // wheres[i] says where field i came from
+	ends   []int    // ends[i] is the offset just past field i (and its separator)
+	srcs   []string // srcs[i] is field i as the host spelled it
+	wheres []where  // wheres[i] says where field i came from
 }
 
 // where is the source of a corpus field: a label, and the port when it came from one.
@@ -44,8 +44,8 @@ func (c *corpus) reset(h *Host) {
 		n += len(o.Name) + 1
 	}
 	c.lower = slices.Grow(c.lower[:0], n)
-	c.orig = slices.Grow(c.orig[:0], n)
 	c.ends = c.ends[:0]
+	c.srcs = c.srcs[:0]
 	c.wheres = c.wheres[:0]
 }
 
@@ -54,7 +54,6 @@ func (c *corpus) add(label string, svc *Service, s string) {
 		return
 	}
 	start := len(c.lower)
-	c.orig = append(c.orig, s...)
 	c.lower = append(c.lower, s...)
 	low := c.lower[start:]
 	for i, b := range low {
@@ -62,9 +61,9 @@ func (c *corpus) add(label string, svc *Service, s string) {
 			low[i] = b + 'a' - 'A'
 		}
 	}
-	c.orig = append(c.orig, '\n')
 	c.lower = append(c.lower, '\n')
 	c.ends = append(c.ends, len(c.lower))
+	c.srcs = append(c.srcs, s)
 	c.wheres = append(c.wheres, where{label, svc})
 }
 
@@ -129,7 +128,13 @@ func (m *matcher) find(c *corpus, fn func(hit)) {
 				continue
 			}
 			seen = append(seen, ki)
-			fn(hit{kw: kw, where: c.whereAt(i), text: string(c.orig[i : i+len(kw.word)])})
+			k := c.fieldAt(i)
+			start := 0
+			if k > 0 {
+				start = c.ends[k-1]
+			}
+			fn(hit{kw: kw, where: c.wheres[k],
+				text: c.srcs[k][i-start : i-start+len(kw.word)]})
 		}
 	}
 }
@@ -149,13 +154,14 @@ func isWordByte(b byte) bool {
 	return b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b >= 0x80
 }
 
-func (c *corpus) whereAt(off int) where {
+// fieldAt returns the index of the field holding offset off.
+func (c *corpus) fieldAt(off int) int {
 	for i, end := range c.ends {
 		if off < end {
-			return c.wheres[i]
+			return i
 		}
 	}
-	return where{}
+	return len(c.ends) - 1
 }
 
 // containsFold reports whether s contains the lower-case word sub, ignoring ASCII case.
