@@ -124,7 +124,7 @@ var familyWords = []struct {
 }{
 	{[]byte("windows"), osWindows},
 	{[]byte("mac os"), osMac}, {[]byte("macos"), osMac}, {[]byte("os x"), osMac}, {[]byte("darwin"), osMac},
-	{[]byte("ios"), osMobile}, {[]byte("android"), osMobile},
+	{[]byte("cisco ios"), osUnknown}, {[]byte("ios "), osMobile}, {[]byte("ipados"), osMobile}, {[]byte("android"), osMobile},
 	{[]byte("linux"), osLinux}, {[]byte("ubuntu"), osLinux}, {[]byte("debian"), osLinux}, {[]byte("centos"), osLinux},
 	{[]byte("red hat"), osLinux}, {[]byte("rhel"), osLinux}, {[]byte("rocky"), osLinux}, {[]byte("almalinux"), osLinux},
 	{[]byte("suse"), osLinux}, {[]byte("fedora"), osLinux}, {[]byte("alpine"), osLinux},

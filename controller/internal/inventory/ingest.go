@@ -73,9 +73,9 @@ func (inv *Inventory) Ingest(ctx context.Context, tenant, collector string,
 		return err
 	}
 
-	excluded := inv.siteExclusions(ctx, tenant)
+	zones := inv.siteZones(ctx, tenant)
 	for _, dev := range r.GetDevices() {
-		if err := inv.ingestDevice(ctx, tenant, collector, dev, excluded); err != nil {
+		if err := inv.ingestDevice(ctx, tenant, collector, dev, zones); err != nil {
 			return err
 		}
 	}
@@ -116,19 +116,46 @@ func (inv *Inventory) recordScan(ctx context.Context, tenant, collector string,
 	return inv.st.PutScan(ctx, sc)
 }
 
-// siteExclusions returns the tenant's excluded addresses and ranges.
-func (inv *Inventory) siteExclusions(ctx context.Context, tenant string) []netip.Prefix {
+// zones are the parts of a site's network the configuration treats apart.
+type zones struct {
+	excluded []netip.Prefix // never watched
+	passive  []netip.Prefix // never actively touched: no SSH bootstrap, no SNMP polling
+}
+
+// siteZones reads the tenant's excluded and passive-only ranges.
+func (inv *Inventory) siteZones(ctx context.Context, tenant string) zones {
+	var z zones
 	cfg, err := inv.st.GetSiteConfig(ctx, tenant)
 	if err != nil {
-		return nil
+		return z
 	}
-	var out []netip.Prefix
 	for _, e := range cfg.Config.Exclude {
 		if p, err := parsePrefix(e); err == nil {
-			out = append(out, p)
+			z.excluded = append(z.excluded, p)
 		}
 	}
-	return out
+	for _, e := range cfg.Config.PassiveSubnets {
+		if p, err := parsePrefix(e); err == nil {
+			z.passive = append(z.passive, p)
+		}
+	}
+	return z
+}
+
+// in returns the first of ps holding one of the addresses; ok is false when none does.
+func in(ps []netip.Prefix, addresses []string) (netip.Prefix, bool) {
+	for _, a := range addresses {
+		ip, err := netip.ParseAddr(a)
+		if err != nil {
+			continue
+		}
+		for _, p := range ps {
+			if p.Contains(ip) {
+				return p, true
+			}
+		}
+	}
+	return netip.Prefix{}, false
 }
 
 // parsePrefix accepts a CIDR range or a single address.
@@ -146,7 +173,7 @@ func parsePrefix(s string) (netip.Prefix, error) {
 
 // ingestDevice merges one device, classifies it and decides its state.
 func (inv *Inventory) ingestDevice(ctx context.Context, tenant, collector string,
-	dev *wardv1.DiscoveredDevice, excluded []netip.Prefix) error {
+	dev *wardv1.DiscoveredDevice, z zones) error {
 	id := DeviceID(dev.GetMac(), dev.GetAddresses())
 	if id == "" {
 		inv.log.Warn("discovered device without MAC or address", logkey.Tenant, tenant,
@@ -172,7 +199,7 @@ func (inv *Inventory) ingestDevice(ctx context.Context, tenant, collector string
 			}
 			inv.merge(d, collector, dev)
 			inv.classifyDevice(d)
-			inv.decide(d, excluded)
+			inv.decide(d, z)
 			return nil
 		})
 	if err != nil {
@@ -340,29 +367,29 @@ func scriptID(s store.DeviceService) string {
 }
 
 // decide sets the device's state: site exclusions first, then the automatic decision
-// for states the controller owns. Operator decisions and started enrollments stay.
-func (inv *Inventory) decide(d *store.Device, excluded []netip.Prefix) {
-	for _, a := range d.Addresses {
-		ip, err := netip.ParseAddr(a)
-		if err != nil {
-			continue
+// for states the controller owns. Operator decisions and started enrollments stay. A
+// device on a passive-only subnet is never touched on the controller's own decision: what
+// would be auto-enrolled or polled waits for approval instead.
+func (inv *Inventory) decide(d *store.Device, z zones) {
+	if p, ok := in(z.excluded, d.Addresses); ok {
+		if d.State != store.DeviceExcluded {
+			inv.setState(d, store.DeviceExcluded, controllerActor,
+				"the site configuration excludes "+p.String())
 		}
-		for _, p := range excluded {
-			if p.Contains(ip) && d.State != store.DeviceExcluded {
-				inv.setState(d, store.DeviceExcluded, controllerActor,
-					"the site configuration excludes "+p.String())
-				return
-			}
-		}
+		return
 	}
 	if !controllerOwned(d) {
 		return
 	}
-	if d.State == store.DeviceApproved && !d.Clinical && d.Tier != 3 &&
-		d.Strategy == string(classify.StrategyAgent) {
-		return // keep the reason it carries (for example "waiting: ...")
-	}
 	st, why := autoState(d)
+	if p, ok := in(z.passive, d.Addresses); ok &&
+		(st == store.DeviceApproved || st == store.DeviceAgentless) {
+		st, why = store.DevicePendingApproval, "on the passive-only subnet "+p.String()+
+			": never touched without approval"
+	}
+	if st == store.DeviceApproved && d.State == store.DeviceApproved {
+		return // keep the reason it carries (for example what it waits for)
+	}
 	inv.setState(d, st, controllerActor, why)
 }
 

@@ -487,3 +487,81 @@ func readLabels(t *testing.T) map[string]map[string]classify.Type {
 	}
 	return out
 }
+
+// TestTestNetworkClinic feeds the inventory what the collector reports about the
+// namespace clinic of agent/internal/discovery/netlab (random MACs, Linux fingerprints
+// for every namespace, SNMP attributes as the collector names them) and checks types
+// and states, including the passive-only subnet rule.
+func TestTestNetworkClinic(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	if err := e.st.PutSiteConfig(ctx, "t1", store.SiteConfig{Config: site.Config{
+		Subnets: []string{"10.77.1.0/24"}, PassiveSubnets: []string{"10.77.2.0/24"},
+		Exclude: []string{"10.77.1.99"}}}); err != nil {
+		t.Fatal(err)
+	}
+	linux := "Linux 4.15 - 5.19"
+	dev := func(mac, addr string, svcs ...*wardv1.DiscoveredService) *wardv1.DiscoveredDevice {
+		return &wardv1.DiscoveredDevice{Mac: mac, Addresses: []string{addr}, OsGuess: linux,
+			Methods: []string{"nmap", "arp"}, Services: svcs}
+	}
+	sw := dev("7a:11:00:00:00:10", "10.77.1.10", &wardv1.DiscoveredService{Port: 161,
+		Protocol: "udp", Name: "snmp"})
+	sw.Description = "Cisco IOS Software, C2960X Software (C2960X-UNIVERSALK9-M), " +
+		"Version 15.2(7)E4, RELEASE SOFTWARE (fc2)"
+	sw.Attributes = map[string]string{"sys_object_id": ".1.3.6.1.4.1.9.1.1208",
+		"credential": "snmp v3 user=wardpoll authPriv auth=SHA priv=AES"}
+	quiet := &wardv1.DiscoveredDevice{Mac: "7a:11:00:00:00:0b", Addresses: []string{"10.77.2.10"},
+		Methods: []string{"arp"}}
+	lanServer := dev("7a:11:00:00:00:21", "10.77.2.21", &wardv1.DiscoveredService{Port: 22,
+		Protocol: "tcp", Name: "ssh", Product: "OpenSSH", Version: "9.2p1 Debian 2+deb12u3"})
+	e.ingest(t,
+		sw,
+		dev("7a:11:00:00:00:20", "10.77.1.20", &wardv1.DiscoveredService{Port: 22,
+			Protocol: "tcp", Name: "ssh", Product: "OpenSSH", Version: "9.2p1 Debian 2+deb12u3",
+			Extra: "protocol 2.0"}),
+		dev("7a:11:00:00:00:30", "10.77.1.30", &wardv1.DiscoveredService{Port: 104,
+			Protocol: "tcp", Name: "dicom",
+			Extra: "dicom: DICOM Service Provider discovered!\nconfig: Any AET is accepted"}),
+		dev("7a:11:00:00:00:40", "10.77.1.40", &wardv1.DiscoveredService{Port: 80,
+			Protocol: "tcp", Name: "http", Product: "Apache httpd", Version: "2.4.57",
+			Extra: "OpenEMR Login"}),
+		dev("7a:11:00:00:00:50", "10.77.1.50", &wardv1.DiscoveredService{Port: 2575,
+			Protocol: "tcp", Name: "hl7"}),
+		quiet, lanServer,
+	)
+
+	tests := []struct {
+		addr  string
+		typ   classify.Type
+		state store.DeviceState
+	}{
+		{"10.77.1.10", classify.NetworkSwitch, store.DeviceAgentless},
+		{"10.77.1.20", classify.LinuxServer, store.DeviceApproved},
+		{"10.77.1.30", classify.DICOMModality, store.DevicePendingApproval},
+		{"10.77.1.40", classify.EHRServer, store.DevicePendingApproval},
+		{"10.77.1.50", classify.HL7InterfaceEngine, store.DevicePendingApproval},
+		{"10.77.2.10", classify.Unknown, store.DeviceDiscovered},
+		{"10.77.2.21", classify.LinuxServer, store.DevicePendingApproval},
+	}
+	all, err := e.st.ListDevices(ctx, "t1", store.DeviceFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		var d *store.Device
+		for i := range all {
+			if all[i].Addresses[0] == tt.addr {
+				d = &all[i]
+			}
+		}
+		if d == nil {
+			t.Errorf("%s: no device", tt.addr)
+			continue
+		}
+		if d.Type != string(tt.typ) || d.State != tt.state {
+			t.Errorf("%s: %s/%s (%s), want %s/%s; reasons %v", tt.addr, d.Type, d.State,
+				d.StateReason, tt.typ, tt.state, d.Reasons)
+		}
+	}
+}
