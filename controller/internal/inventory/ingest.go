@@ -331,7 +331,7 @@ func (inv *Inventory) classifyDevice(d *store.Device) {
 
 // hostOf converts a stored device into the classifier's input. The collector sends
 // service banners and script output in Extra, and SNMP's sysObjectID as the attribute
-// "snmp.sysObjectID" (or "sysObjectID").
+// "sys_object_id" (as the collector names it; "snmp.sysObjectID" and "sysObjectID" too).
 func hostOf(d *store.Device) classify.Host {
 	h := classify.Host{MAC: d.MAC, Vendor: d.Vendor, Hostname: d.Hostname,
 		SysDescr: d.Description, Attributes: d.Attributes}
@@ -341,7 +341,7 @@ func hostOf(d *store.Device) classify.Host {
 	if d.OSGuess != "" {
 		h.OS = []classify.OSMatch{{Name: d.OSGuess}}
 	}
-	for _, k := range []string{"snmp.sysObjectID", "sysObjectID", "snmp.sysobjectid"} {
+	for _, k := range []string{"sys_object_id", "snmp.sysObjectID", "sysObjectID"} {
 		if v := d.Attributes[k]; v != "" {
 			h.SysObjectID = v
 		}

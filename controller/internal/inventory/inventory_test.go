@@ -565,3 +565,16 @@ func TestTestNetworkClinic(t *testing.T) {
 		}
 	}
 }
+
+// TestSysObjectIDAttribute: the collector's "sys_object_id" attribute reaches the
+// classifier.
+func TestSysObjectIDAttribute(t *testing.T) {
+	e := newEnv(t, nil)
+	e.ingest(t, &wardv1.DiscoveredDevice{Mac: "7a:11:00:00:00:01", Addresses: []string{"10.0.0.1"},
+		Attributes: map[string]string{"sys_object_id": ".1.3.6.1.4.1.12356.101.1.1"}})
+	d := e.device(t, "mac:7a:11:00:00:00:01")
+	if d.Type != string(classify.Firewall) || !strings.Contains(strings.Join(d.Reasons, ";"),
+		"1.3.6.1.4.1.12356.101.1.1 belongs to Fortinet") {
+		t.Errorf("%s: %v", d.Type, d.Reasons)
+	}
+}
