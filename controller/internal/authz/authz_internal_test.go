@@ -64,7 +64,8 @@ func TestAuthorizeMethodClasses(t *testing.T) {
 		want   codes.Code
 	}{
 		{"operator on admin api", admin, "/ward.v1.AdminService/ListTenants", codes.OK},
-		{"operator on another service", admin, "/ward.v1.EvidenceService/Export",
+		{"operator on evidence api", admin, "/ward.v1.EvidenceService/Export", codes.OK},
+		{"operator on an unlisted service", admin, "/ward.v1.UnknownService/Do",
 			codes.PermissionDenied},
 		{"operator on a prefix look-alike", admin, "/ward.v1.AdminServiceX/ListTenants",
 			codes.PermissionDenied},
