@@ -224,6 +224,9 @@ func (e *Engine) finish(ctx context.Context, id string, st store.CommandStatus,
 	e.log.Info("command finished", logkey.Command, id, logkey.Agent, c.Agent, "status", st)
 	e.record(ctx, Decision{Tenant: c.Tenant, Agent: c.Agent, Incident: c.Incident,
 		Command: c.ID, Runbook: c.Runbook, Action: "command_result", Detail: string(st)})
+	if c.Owner != "" {
+		return e.ownedFinished(ctx, c)
+	}
 	if c.Incident == "" || st == store.CommandSucceeded || st == store.CommandDryRun {
 		return nil
 	}

@@ -185,9 +185,10 @@ type Engine struct {
 	log   *slog.Logger
 	clock func() time.Time
 
-	mu      sync.Mutex      // guards the fields below
-	slots   map[string]int  // remediating incidents per tenant, loaded from the store once
-	waiting map[string]bool // tenants with incidents deferred for want of a slot
+	mu      sync.Mutex               // guards the fields below
+	slots   map[string]int           // remediating incidents per tenant, loaded from the store once
+	waiting map[string]bool          // tenants with incidents deferred for want of a slot
+	owners  map[string]ResultHandler // by store.Command.Owner; see SetResultHandler
 }
 
 // New checks cfg, fills its defaults and returns an Engine.

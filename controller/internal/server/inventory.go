@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/wardsec/ward/controller/internal/agentapi"
+	"github.com/wardsec/ward/controller/internal/agentinstall"
 	"github.com/wardsec/ward/controller/internal/inventory"
 	"github.com/wardsec/ward/pkg/classify"
 	"github.com/wardsec/ward/pkg/logkey"
@@ -13,19 +14,18 @@ import (
 
 // buildInventory assembles the device inventory and its operator API. Vendors come from
 // nmap's MAC prefix table when installed, else from the classifier's embedded table.
-// s.evidence must exist.
-//
-// Known limitation: no Bootstrapper is configured yet, so auto-enrolled devices stay
-// approved until the collector's SSH bootstrap is wired in.
-func (s *Server) buildInventory() (*inventory.Inventory, *inventory.Server, error) {
+// s.evidence must exist. Agent installations go through installer, whose command issuer
+// and failure recorder buildRemediation sets once the engine exists.
+func (s *Server) buildInventory(installer *agentinstall.Installer) (*inventory.Inventory,
+	*inventory.Server, error) {
 	vendors, err := classify.LoadVendors(classify.NmapMACPrefixesPath)
 	if err != nil {
 		s.log.Info("mac vendor table: using the embedded fallback", logkey.Error, err,
 			logkey.Count, vendors.Len())
 	}
 	inv, err := inventory.New(inventory.Config{Store: s.db,
-		Classifier: classify.New(vendors), Recorder: s.evidence.log, Log: s.log,
-		Clock: s.cfg.Clock})
+		Classifier: classify.New(vendors), Recorder: s.evidence.log,
+		Bootstrapper: installer, Log: s.log, Clock: s.cfg.Clock})
 	if err != nil {
 		return nil, nil, fmt.Errorf("server: %w", err)
 	}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/wardsec/ward/controller/internal/adminapi"
 	"github.com/wardsec/ward/controller/internal/agentapi"
+	"github.com/wardsec/ward/controller/internal/agentinstall"
 	"github.com/wardsec/ward/controller/internal/authz"
 	"github.com/wardsec/ward/controller/internal/ca"
 	"github.com/wardsec/ward/controller/internal/enroll"
@@ -136,7 +137,8 @@ func (s *Server) buildServices(authority *ca.CA, policy *ca.PolicyKey, az *authz
 		return fmt.Errorf("server: %w", err)
 	}
 	hooks := &remediation.Observer{} // its engine is set by buildRemediation
-	inv, invAPI, err := s.buildInventory()
+	installer := &agentinstall.Installer{Recorder: s.evidence.log, Log: s.log}
+	inv, invAPI, err := s.buildInventory(installer)
 	if err != nil {
 		return err
 	}
@@ -163,6 +165,8 @@ func (s *Server) buildServices(authority *ca.CA, policy *ca.PolicyKey, az *authz
 	if err := s.buildRemediation(policy, hooks, s.evidence.log); err != nil {
 		return err
 	}
+	installer.Issuer, installer.Failures = s.remediation.engine, inv
+	s.remediation.engine.SetResultHandler(agentinstall.Owner, installer)
 	admin := adminapi.New(adminapi.Config{Store: s.store, CA: authority, Log: s.log,
 		Streams: s.agents, Clock: s.cfg.Clock, Recorder: s.evidence.log})
 

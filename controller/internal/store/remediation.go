@@ -130,6 +130,12 @@ type Command struct {
 	LastSentAt time.Time     `json:"last_sent_at"`
 	FinishedAt time.Time     `json:"finished_at"`
 	Result     []byte        `json:"result"` // serialized ward.v1.CommandResult; nil until one
+	// Owner names the part of the controller that issued a command for its own purpose
+	// (for example "bootstrap" for an agent installation) and gets its outcome; empty
+	// for remediation's own commands.
+	Owner string `json:"owner,omitempty"`
+	// Subject is what an owned command is about, for its owner (for example a device id).
+	Subject string `json:"subject,omitempty"`
 }
 
 // Commands stores commands.
