@@ -336,6 +336,7 @@ type ConnectResponse struct {
 	//	*ConnectResponse_BaselineUpdate
 	//	*ConnectResponse_RenewCertificate
 	//	*ConnectResponse_Checkpoint
+	//	*ConnectResponse_SiteConfig
 	Body          isConnectResponse_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -432,6 +433,15 @@ func (x *ConnectResponse) GetCheckpoint() *SignedPayload {
 	return nil
 }
 
+func (x *ConnectResponse) GetSiteConfig() *SignedPayload {
+	if x != nil {
+		if x, ok := x.Body.(*ConnectResponse_SiteConfig); ok {
+			return x.SiteConfig
+		}
+	}
+	return nil
+}
+
 type isConnectResponse_Body interface {
 	isConnectResponse_Body()
 }
@@ -466,6 +476,11 @@ type ConnectResponse_Checkpoint struct {
 	Checkpoint *SignedPayload `protobuf:"bytes,15,opt,name=checkpoint,proto3,oneof"`
 }
 
+type ConnectResponse_SiteConfig struct {
+	// A signed site configuration (SiteConfigUpdate) for a collector.
+	SiteConfig *SignedPayload `protobuf:"bytes,16,opt,name=site_config,json=siteConfig,proto3,oneof"`
+}
+
 func (*ConnectResponse_Welcome) isConnectResponse_Body() {}
 
 func (*ConnectResponse_Ack) isConnectResponse_Body() {}
@@ -477,6 +492,8 @@ func (*ConnectResponse_BaselineUpdate) isConnectResponse_Body() {}
 func (*ConnectResponse_RenewCertificate) isConnectResponse_Body() {}
 
 func (*ConnectResponse_Checkpoint) isConnectResponse_Body() {}
+
+func (*ConnectResponse_SiteConfig) isConnectResponse_Body() {}
 
 // SpoolState describes the agent's on-disk spool of unacknowledged messages.
 type SpoolState struct {
@@ -2113,7 +2130,7 @@ const file_ward_v1_agent_proto_rawDesc = "" +
 	"\x10discovery_report\x18\r \x01(\v2\x18.ward.v1.DiscoveryReportH\x00R\x0fdiscoveryReport\x12?\n" +
 	"\x0ecommand_result\x18\x0e \x01(\v2\x16.ward.v1.CommandResultH\x00R\rcommandResult\x12H\n" +
 	"\x11witness_signature\x18\x0f \x01(\v2\x19.ward.v1.WitnessSignatureH\x00R\x10witnessSignatureB\x06\n" +
-	"\x04body\"\xe4\x02\n" +
+	"\x04body\"\x9f\x03\n" +
 	"\x0fConnectResponse\x12,\n" +
 	"\awelcome\x18\n" +
 	" \x01(\v2\x10.ward.v1.WelcomeH\x00R\awelcome\x12 \n" +
@@ -2123,7 +2140,9 @@ const file_ward_v1_agent_proto_rawDesc = "" +
 	"\x11renew_certificate\x18\x0e \x01(\v2\x19.ward.v1.RenewCertificateH\x00R\x10renewCertificate\x128\n" +
 	"\n" +
 	"checkpoint\x18\x0f \x01(\v2\x16.ward.v1.SignedPayloadH\x00R\n" +
-	"checkpointB\x06\n" +
+	"checkpoint\x129\n" +
+	"\vsite_config\x18\x10 \x01(\v2\x16.ward.v1.SignedPayloadH\x00R\n" +
+	"siteConfigB\x06\n" +
 	"\x04body\"\xa7\x01\n" +
 	"\n" +
 	"SpoolState\x12\x1d\n" +
@@ -2347,41 +2366,42 @@ var file_ward_v1_agent_proto_depIdxs = []int32{
 	27, // 10: ward.v1.ConnectResponse.baseline_update:type_name -> ward.v1.SignedPayload
 	8,  // 11: ward.v1.ConnectResponse.renew_certificate:type_name -> ward.v1.RenewCertificate
 	27, // 12: ward.v1.ConnectResponse.checkpoint:type_name -> ward.v1.SignedPayload
-	28, // 13: ward.v1.Hello.host:type_name -> ward.v1.HostFacts
-	4,  // 14: ward.v1.Hello.spool:type_name -> ward.v1.SpoolState
-	29, // 15: ward.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
-	26, // 16: ward.v1.Welcome.server_time:type_name -> google.protobuf.Timestamp
-	4,  // 17: ward.v1.Heartbeat.spool:type_name -> ward.v1.SpoolState
-	26, // 18: ward.v1.Heartbeat.cert_not_after:type_name -> google.protobuf.Timestamp
-	0,  // 19: ward.v1.CheckResult.state:type_name -> ward.v1.CheckState
-	26, // 20: ward.v1.CheckResult.since:type_name -> google.protobuf.Timestamp
-	10, // 21: ward.v1.DriftReport.results:type_name -> ward.v1.CheckResult
-	12, // 22: ward.v1.DiscoveredDevice.services:type_name -> ward.v1.DiscoveredService
-	26, // 23: ward.v1.DiscoveredDevice.first_seen:type_name -> google.protobuf.Timestamp
-	26, // 24: ward.v1.DiscoveredDevice.last_seen:type_name -> google.protobuf.Timestamp
-	24, // 25: ward.v1.DiscoveredDevice.attributes:type_name -> ward.v1.DiscoveredDevice.AttributesEntry
-	13, // 26: ward.v1.DiscoveryReport.devices:type_name -> ward.v1.DiscoveredDevice
-	26, // 27: ward.v1.CommandSpec.issued_at:type_name -> google.protobuf.Timestamp
-	26, // 28: ward.v1.CommandSpec.expires_at:type_name -> google.protobuf.Timestamp
-	16, // 29: ward.v1.CommandSpec.steps:type_name -> ward.v1.CommandStep
-	25, // 30: ward.v1.CommandStep.params:type_name -> ward.v1.CommandStep.ParamsEntry
-	29, // 31: ward.v1.CommandStep.timeout:type_name -> google.protobuf.Duration
-	1,  // 32: ward.v1.StepResult.status:type_name -> ward.v1.CommandStatus
-	1,  // 33: ward.v1.CommandResult.status:type_name -> ward.v1.CommandStatus
-	17, // 34: ward.v1.CommandResult.steps:type_name -> ward.v1.StepResult
-	26, // 35: ward.v1.CommandResult.started_at:type_name -> google.protobuf.Timestamp
-	26, // 36: ward.v1.CommandResult.finished_at:type_name -> google.protobuf.Timestamp
-	26, // 37: ward.v1.BaselineSpec.published_at:type_name -> google.protobuf.Timestamp
-	26, // 38: ward.v1.Checkpoint.signed_at:type_name -> google.protobuf.Timestamp
-	2,  // 39: ward.v1.AgentService.Connect:input_type -> ward.v1.ConnectRequest
-	22, // 40: ward.v1.AgentService.Renew:input_type -> ward.v1.RenewRequest
-	3,  // 41: ward.v1.AgentService.Connect:output_type -> ward.v1.ConnectResponse
-	23, // 42: ward.v1.AgentService.Renew:output_type -> ward.v1.RenewResponse
-	41, // [41:43] is the sub-list for method output_type
-	39, // [39:41] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	27, // 13: ward.v1.ConnectResponse.site_config:type_name -> ward.v1.SignedPayload
+	28, // 14: ward.v1.Hello.host:type_name -> ward.v1.HostFacts
+	4,  // 15: ward.v1.Hello.spool:type_name -> ward.v1.SpoolState
+	29, // 16: ward.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
+	26, // 17: ward.v1.Welcome.server_time:type_name -> google.protobuf.Timestamp
+	4,  // 18: ward.v1.Heartbeat.spool:type_name -> ward.v1.SpoolState
+	26, // 19: ward.v1.Heartbeat.cert_not_after:type_name -> google.protobuf.Timestamp
+	0,  // 20: ward.v1.CheckResult.state:type_name -> ward.v1.CheckState
+	26, // 21: ward.v1.CheckResult.since:type_name -> google.protobuf.Timestamp
+	10, // 22: ward.v1.DriftReport.results:type_name -> ward.v1.CheckResult
+	12, // 23: ward.v1.DiscoveredDevice.services:type_name -> ward.v1.DiscoveredService
+	26, // 24: ward.v1.DiscoveredDevice.first_seen:type_name -> google.protobuf.Timestamp
+	26, // 25: ward.v1.DiscoveredDevice.last_seen:type_name -> google.protobuf.Timestamp
+	24, // 26: ward.v1.DiscoveredDevice.attributes:type_name -> ward.v1.DiscoveredDevice.AttributesEntry
+	13, // 27: ward.v1.DiscoveryReport.devices:type_name -> ward.v1.DiscoveredDevice
+	26, // 28: ward.v1.CommandSpec.issued_at:type_name -> google.protobuf.Timestamp
+	26, // 29: ward.v1.CommandSpec.expires_at:type_name -> google.protobuf.Timestamp
+	16, // 30: ward.v1.CommandSpec.steps:type_name -> ward.v1.CommandStep
+	25, // 31: ward.v1.CommandStep.params:type_name -> ward.v1.CommandStep.ParamsEntry
+	29, // 32: ward.v1.CommandStep.timeout:type_name -> google.protobuf.Duration
+	1,  // 33: ward.v1.StepResult.status:type_name -> ward.v1.CommandStatus
+	1,  // 34: ward.v1.CommandResult.status:type_name -> ward.v1.CommandStatus
+	17, // 35: ward.v1.CommandResult.steps:type_name -> ward.v1.StepResult
+	26, // 36: ward.v1.CommandResult.started_at:type_name -> google.protobuf.Timestamp
+	26, // 37: ward.v1.CommandResult.finished_at:type_name -> google.protobuf.Timestamp
+	26, // 38: ward.v1.BaselineSpec.published_at:type_name -> google.protobuf.Timestamp
+	26, // 39: ward.v1.Checkpoint.signed_at:type_name -> google.protobuf.Timestamp
+	2,  // 40: ward.v1.AgentService.Connect:input_type -> ward.v1.ConnectRequest
+	22, // 41: ward.v1.AgentService.Renew:input_type -> ward.v1.RenewRequest
+	3,  // 42: ward.v1.AgentService.Connect:output_type -> ward.v1.ConnectResponse
+	23, // 43: ward.v1.AgentService.Renew:output_type -> ward.v1.RenewResponse
+	42, // [42:44] is the sub-list for method output_type
+	40, // [40:42] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_ward_v1_agent_proto_init() }
@@ -2405,6 +2425,7 @@ func file_ward_v1_agent_proto_init() {
 		(*ConnectResponse_BaselineUpdate)(nil),
 		(*ConnectResponse_RenewCertificate)(nil),
 		(*ConnectResponse_Checkpoint)(nil),
+		(*ConnectResponse_SiteConfig)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
