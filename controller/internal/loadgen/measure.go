@@ -43,6 +43,7 @@ func idle(ctx context.Context, cfg Config, srv server, ids []Identity, res *Resu
 			return fmt.Errorf("%s: connect idle agents: %w", srv.name, err)
 		}
 		prev = n
+		setup := time.Since(start)
 		cfg.Log.Info("idle agents connected", "server", srv.name, logkey.Count, n,
 			logkey.Duration, time.Since(start).Round(time.Millisecond))
 
@@ -53,7 +54,7 @@ func idle(ctx context.Context, cfg Config, srv server, ids []Identity, res *Resu
 		if err != nil {
 			return err
 		}
-		res.addIdle(srv.name, n, rss0, rss, fleet.Dropped())
+		res.addIdle(srv.name, n, rss0, rss, fleet.Dropped(), setup)
 		pushed, pushedBytes := fleet.Pushed()
 		cfg.Log.Info("idle agents measured", "server", srv.name, logkey.Count, n,
 			"rss_kib", rss>>10, "per_agent_kib", (int64(rss)-int64(rss0))/int64(n)>>10,

@@ -44,6 +44,10 @@ type IdlePoint struct {
 	// ControllerRSS and BareRSS are RSS_N of each server.
 	ControllerRSS uint64 `json:"controller_rss"`
 	BareRSS       uint64 `json:"bare_rss"`
+	// ControllerSetup and BareSetup are how long the agents added in this step took to
+	// connect (Hello, Welcome, one acked heartbeat each).
+	ControllerSetup time.Duration `json:"controller_setup_ns"`
+	BareSetup       time.Duration `json:"bare_setup_ns"`
 	// ControllerDropped and BareDropped count sessions the server ended.
 	ControllerDropped int64 `json:"controller_dropped"`
 	BareDropped       int64 `json:"bare_dropped"`
@@ -57,7 +61,8 @@ type Throughput struct {
 }
 
 // addIdle records a memory reading of server (name) with n agents connected.
-func (r *Results) addIdle(name string, n int, rss0, rss uint64, dropped int64) {
+func (r *Results) addIdle(name string, n int, rss0, rss uint64, dropped int64,
+	setup time.Duration) {
 	var p *IdlePoint
 	for i := range r.Idle {
 		if r.Idle[i].Agents == n {
@@ -72,8 +77,10 @@ func (r *Results) addIdle(name string, n int, rss0, rss uint64, dropped int64) {
 	per := (int64(rss) - int64(rss0)) / int64(n)
 	if name == "controller" {
 		p.ControllerBytes, p.ControllerRSS, p.ControllerDropped = per, rss, dropped
+		p.ControllerSetup = setup
 	} else {
 		p.BareBytes, p.BareRSS, p.BareDropped = per, rss, dropped
+		p.BareSetup = setup
 	}
 }
 
@@ -105,6 +112,13 @@ func (r *Results) WriteTable(w io.Writer) error {
 			fmt.Fprintf(tw, "  sessions dropped, N=%d\t%d\t%d\t\t0\t\t\n", p.Agents,
 				p.ControllerDropped, p.BareDropped)
 		}
+	}
+	prev := 0
+	for _, p := range r.Idle {
+		row(tw, fmt.Sprintf("agents connected/s, %d to %d", prev, p.Agents),
+			rate(p.Agents-prev, p.ControllerSetup), rate(p.Agents-prev, p.BareSetup), "%.0f",
+			"", "")
+		prev = p.Agents
 	}
 	row(tw, "heartbeat acks/s", r.Controller.AcksPerSec, r.Bare.AcksPerSec, "%.0f",
 		fmt.Sprintf("ratio >= %.2f", TargetThroughputRatio),
