@@ -206,12 +206,12 @@ func TestBareSessionsAndPump(t *testing.T) {
 
 	pctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
-	res, err := s.Pump(pctx, 4)
+	res, err := s.pumpHeartbeats(pctx, 4)
 	if err != nil {
-		t.Fatalf("Pump: %v", err)
+		t.Fatalf("pumpHeartbeats: %v", err)
 	}
 	if res.acked == 0 || len(res.latencies) != res.acked {
-		t.Errorf("Pump acked %d with %d latencies", res.acked, len(res.latencies))
+		t.Errorf("pumpHeartbeats acked %d with %d latencies", res.acked, len(res.latencies))
 	}
 }
 

@@ -131,7 +131,7 @@ func heartbeatRound(ctx context.Context, cfg Config, srv server, ids []Identity,
 	start := time.Now()
 	for _, s := range sessions {
 		wg.Go(func() {
-			r, err := s.Pump(runCtx, cfg.HeartbeatWindow)
+			r, err := s.pumpHeartbeats(runCtx, cfg.HeartbeatWindow)
 			t.lat.AddAll(r.latencies)
 			mu.Lock()
 			defer mu.Unlock()

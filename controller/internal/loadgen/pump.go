@@ -7,16 +7,16 @@ import (
 	"time"
 )
 
-// pumpResult is what one session's Pump saw before its deadline.
+// pumpResult is what one session's pumpHeartbeats saw before its deadline.
 type pumpResult struct {
 	acked     int             // messages acknowledged before the deadline
 	latencies []time.Duration // send-to-ack time of each of them
 }
 
-// Pump sends heartbeats as fast as acknowledgements allow, with at most window unacknowledged
+// pumpHeartbeats sends heartbeats as fast as acknowledgements allow, with at most window unacknowledged
 // at any time, until ctx ends; then it closes the session. It reports the messages acked
 // before ctx ended and their latencies, and an error when the stream failed earlier.
-func (s *Session) Pump(ctx context.Context, window int) (pumpResult, error) {
+func (s *Session) pumpHeartbeats(ctx context.Context, window int) (pumpResult, error) {
 	p := &pump{
 		s:     s,
 		sent:  make([]time.Time, window),
@@ -46,7 +46,7 @@ func (s *Session) Pump(ctx context.Context, window int) (pumpResult, error) {
 	return res, nil
 }
 
-// pump is the shared state of one Pump call.
+// pump is the shared state of one pumpHeartbeats call.
 type pump struct {
 	s     *Session
 	slots chan struct{} // one token per unacknowledged message
