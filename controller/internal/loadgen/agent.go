@@ -92,7 +92,7 @@ func (d *Dialer) dial(cert *tls.Certificate) (*grpc.ClientConn, error) {
 }
 
 // Session is one agent's open Connect stream, after Hello, Welcome, one heartbeat and its ack.
-// Send-side methods (Heartbeat, Pump) must not run concurrently with each other; Close is
+// Send-side methods (Heartbeat, pumpHeartbeats) must not run concurrently with each other; Close is
 // safe at any time and idempotent.
 type Session struct {
 	id       Identity

@@ -50,7 +50,7 @@ func (s *Session) pumpHeartbeats(ctx context.Context, window int) (pumpResult, e
 type pump struct {
 	s     *Session
 	slots chan struct{} // one token per unacknowledged message
-	first uint64        // first sequence number Pump sends
+	first uint64        // first sequence number pumpHeartbeats sends
 
 	mu        sync.Mutex // guards the fields below
 	sent      []time.Time
