@@ -248,11 +248,11 @@ func (m *Manager) update(ctx context.Context, tenant string) (*wardv1.ConnectRes
 // Reported records the version an agent reports (in a drift report) and, when it is not
 // the tenant's current one, sends the current baseline to the agent.
 func (m *Manager) Reported(ctx context.Context, tenant, agentID, version string) error {
-	prev, err := m.cfg.Store.AgentBaselines(ctx, tenant)
+	prev, err := m.cfg.Store.AgentBaseline(ctx, tenant, agentID)
 	if err != nil {
 		return fmt.Errorf("baselines: %w", err)
 	}
-	if prev[agentID] != version {
+	if prev != version {
 		err := m.cfg.Store.SetAgentBaseline(ctx, tenant, agentID, version, m.clock())
 		if err != nil {
 			return fmt.Errorf("baselines: %w", err)

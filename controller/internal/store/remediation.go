@@ -219,6 +219,8 @@ type Baselines interface {
 	ListExclusions(ctx context.Context, tenant string) ([]Exclusion, error)
 	// SetAgentBaseline records the baseline version the agent reports it applies.
 	SetAgentBaseline(ctx context.Context, tenant, agent, version string, at time.Time) error
+	// AgentBaseline returns the version one agent reported, "" when it reported none.
+	AgentBaseline(ctx context.Context, tenant, agent string) (string, error)
 	// AgentBaselines returns the version each agent of tenant reported, by agent id.
 	AgentBaselines(ctx context.Context, tenant string) (map[string]string, error)
 }

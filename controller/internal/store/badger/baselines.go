@@ -170,6 +170,21 @@ func (s *Store) SetAgentBaseline(ctx context.Context, tenant, agent, version str
 	return nil
 }
 
+// AgentBaseline returns the version one agent reported, "" when it reported none.
+func (s *Store) AgentBaseline(ctx context.Context, tenant, agent string) (string, error) {
+	var ab agentBaseline
+	err := s.view(ctx, func(txn *badgerdb.Txn) error {
+		return get(txn, append(agentBaselinePrefix(tenant), agent...), &ab)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("baseline of agent %s: %w", agent, err)
+	}
+	return ab.Version, nil
+}
+
 // AgentBaselines returns the version each agent of tenant reported.
 func (s *Store) AgentBaselines(ctx context.Context, tenant string) (map[string]string, error) {
 	out := make(map[string]string)

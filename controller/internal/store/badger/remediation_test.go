@@ -209,6 +209,12 @@ func TestBaselinesExclusionsAndChecks(t *testing.T) {
 	if vs["a1"] != "1.0.0" {
 		t.Errorf("AgentBaselines = %v", vs)
 	}
+	if v, err := s.AgentBaseline(ctx, "t1", "a1"); err != nil || v != "1.0.0" {
+		t.Errorf("AgentBaseline(a1) = %q, %v; want 1.0.0", v, err)
+	}
+	if v, err := s.AgentBaseline(ctx, "t1", "a2"); err != nil || v != "" {
+		t.Errorf("AgentBaseline(a2) = %q, %v; want empty for an agent that reported none", v, err)
+	}
 
 	for _, c := range []string{"SSH-002", "AUD-001"} {
 		_, err := s.UpdateCheckStatus(ctx, "t1", "a1", c, func(cs *store.CheckStatus) error {
