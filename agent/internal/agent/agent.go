@@ -100,6 +100,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	var col *discovery.Collector // set below for a collector; the client runs later
+	sitePath := filepath.Join(string(cfg.Dir), discovery.ConfigFile)
+	var sites func(*wardv1.SiteConfigUpdate)
+	if slices.Contains(rolesOf(cfg, st), "collector") {
+		sites = siteHook(sitePath, &col, cfg.Log.With("component", "collector"))
+	}
 	c, err = client.New(client.Config{
 		Addr: addr, Info: st.Info, Dir: cfg.Dir, Cert: st.Cert, CertObtained: st.CertTime, Roots: st.Roots,
 		PolicyKey: st.PolicyKey, Spool: sp, Log: cfg.Log,
@@ -110,6 +116,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Baselines:       func(spec *wardv1.BaselineSpec) { applyBaseline(bs, loop, spec, cfg.Log) },
 		BaselineVersion: bs.Version,
 		Checkpoints:     witnessed,
+		SiteConfigs:     sites,
 	})
 	if err != nil {
 		return err
@@ -127,10 +134,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if len(cfg.Roles) > 0 {
 		roles = cfg.Roles
 	}
-	var col *discovery.Collector
 	if slices.Contains(roles, "collector") {
 		col, err = discovery.New(discovery.Config{
-			SitePath: filepath.Join(string(cfg.Dir), discovery.ConfigFile), Sink: c,
+			SitePath: sitePath, Sink: c,
 			Privileged: os.Geteuid() == 0, Log: cfg.Log.With("component", "collector"),
 		})
 		if err != nil {

@@ -92,6 +92,11 @@ type Config struct {
 	// stream's receive loop and must return quickly. Nil: checkpoints are verified and
 	// logged.
 	Checkpoints func(cp *wardv1.Checkpoint)
+	// SiteConfigs receives each site configuration whose signature verifies with
+	// PolicyKey and whose tenant is this agent's (a collector writes and scans with it).
+	// It is called from the stream's receive loop and must return quickly. Nil: site
+	// configurations are verified and logged.
+	SiteConfigs func(u *wardv1.SiteConfigUpdate)
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 

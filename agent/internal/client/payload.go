@@ -93,3 +93,22 @@ func (c *Client) handleCheckpoint(p *wardv1.SignedPayload) {
 	}
 	c.cfg.Checkpoints(&cp)
 }
+
+// handleSiteConfig verifies a site configuration and hands it to Config.SiteConfigs when
+// it is for this agent's tenant.
+func (c *Client) handleSiteConfig(p *wardv1.SignedPayload) {
+	var u wardv1.SiteConfigUpdate
+	if err := c.verify(p, &u); err != nil {
+		c.log.Warn("site configuration refused: signature does not verify", logkey.Error, err)
+		return
+	}
+	if u.GetTenant() != c.cfg.Info.Tenant {
+		c.log.Warn("site configuration refused: for another tenant", logkey.Tenant, u.GetTenant())
+		return
+	}
+	if c.cfg.SiteConfigs == nil {
+		c.log.Info("site configuration verified; this agent is no collector")
+		return
+	}
+	c.cfg.SiteConfigs(&u)
+}

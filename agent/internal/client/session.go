@@ -266,6 +266,8 @@ func (c *Client) recvLoop(ctx context.Context, stream wardv1.AgentService_Connec
 			c.handleBaseline(b.BaselineUpdate)
 		case *wardv1.ConnectResponse_Checkpoint:
 			c.handleCheckpoint(b.Checkpoint)
+		case *wardv1.ConnectResponse_SiteConfig:
+			c.handleSiteConfig(b.SiteConfig)
 		case *wardv1.ConnectResponse_Welcome:
 			c.log.Warn("unexpected second welcome; ignored")
 		default:

@@ -92,6 +92,8 @@ type Collector struct {
 	cfg Config
 	log *slog.Logger
 	arp *merge.Set // what the ARP listeners heard since Run started
+	// reload wakes Run from its wait: the site configuration changed (see Reload).
+	reload chan struct{}
 }
 
 // New checks cfg.
@@ -113,7 +115,8 @@ func New(cfg Config) (*Collector, error) {
 	if cfg.RetryEvery <= 0 {
 		cfg.RetryEvery = time.Minute
 	}
-	return &Collector{cfg: cfg, log: cfg.Log, arp: merge.NewSet(nil)}, nil
+	return &Collector{cfg: cfg, log: cfg.Log, arp: merge.NewSet(nil),
+		reload: make(chan struct{}, 1)}, nil
 }
 
 // Run scans at once and then on the site's schedule, and listens to ARP on the site's
@@ -131,7 +134,7 @@ func (c *Collector) Run(ctx context.Context) error {
 		if err != nil {
 			c.log.Warn("no usable site configuration; waiting", logkey.Path, c.cfg.SitePath,
 				logkey.Error, err.Error())
-			if sleep(ctx, c.cfg.RetryEvery) != nil {
+			if c.sleep(ctx, c.cfg.RetryEvery) != nil {
 				break
 			}
 			continue
@@ -144,7 +147,7 @@ func (c *Collector) Run(ctx context.Context) error {
 		if _, err := c.Scan(ctx, st); err != nil && ctx.Err() == nil {
 			c.log.Error("discovery scan failed", logkey.Error, err.Error())
 		}
-		if sleep(ctx, time.Duration(st.Schedule.Interval)) != nil {
+		if c.sleep(ctx, time.Duration(st.Schedule.Interval)) != nil {
 			break
 		}
 	}
@@ -414,13 +417,26 @@ func newScanID() string {
 	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
+// Reload tells Run that the site configuration file changed: it reads it again and scans
+// as soon as the scan under way (if any) ends. Safe for concurrent use; never blocks.
+func (c *Collector) Reload() {
+	select {
+	case c.reload <- struct{}{}:
+	default:
+	}
+}
+
+// sleep waits d, until ctx ends or until Reload is called.
+func (c *Collector) sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-t.C:
+		return nil
+	case <-c.reload:
+		c.log.Info("site configuration changed; scanning again")
 		return nil
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/wardsec/ward/controller/internal/agentapi"
 	"github.com/wardsec/ward/controller/internal/agentinstall"
 	"github.com/wardsec/ward/controller/internal/inventory"
+	"github.com/wardsec/ward/controller/internal/sitepush"
 	"github.com/wardsec/ward/pkg/classify"
 	"github.com/wardsec/ward/pkg/logkey"
 	wardv1 "github.com/wardsec/ward/proto/ward/v1"
@@ -16,8 +17,9 @@ import (
 // nmap's MAC prefix table when installed, else from the classifier's embedded table.
 // s.evidence must exist. Agent installations go through installer, whose command issuer
 // and failure recorder buildRemediation sets once the engine exists.
-func (s *Server) buildInventory(installer *agentinstall.Installer) (*inventory.Inventory,
-	*inventory.Server, error) {
+// Site configurations go to the collectors through sites.
+func (s *Server) buildInventory(installer *agentinstall.Installer,
+	sites *sitepush.Publisher) (*inventory.Inventory, *inventory.Server, error) {
 	vendors, err := classify.LoadVendors(classify.NmapMACPrefixesPath)
 	if err != nil {
 		s.log.Info("mac vendor table: using the embedded fallback", logkey.Error, err,
@@ -25,7 +27,7 @@ func (s *Server) buildInventory(installer *agentinstall.Installer) (*inventory.I
 	}
 	inv, err := inventory.New(inventory.Config{Store: s.db,
 		Classifier: classify.New(vendors), Recorder: s.evidence.log,
-		Bootstrapper: installer, Log: s.log, Clock: s.cfg.Clock})
+		Bootstrapper: installer, Sites: sites, Log: s.log, Clock: s.cfg.Clock})
 	if err != nil {
 		return nil, nil, fmt.Errorf("server: %w", err)
 	}

@@ -35,6 +35,7 @@ import (
 	"github.com/wardsec/ward/controller/internal/metrics"
 	"github.com/wardsec/ward/controller/internal/presence"
 	"github.com/wardsec/ward/controller/internal/remediation"
+	"github.com/wardsec/ward/controller/internal/sitepush"
 	"github.com/wardsec/ward/controller/internal/store"
 	"github.com/wardsec/ward/controller/internal/store/badger"
 	"github.com/wardsec/ward/pkg/logkey"
@@ -138,7 +139,8 @@ func (s *Server) buildServices(authority *ca.CA, policy *ca.PolicyKey, az *authz
 	}
 	hooks := &remediation.Observer{} // its engine is set by buildRemediation
 	installer := &agentinstall.Installer{Recorder: s.evidence.log, Log: s.log}
-	inv, invAPI, err := s.buildInventory(installer)
+	sites := &sitepush.Publisher{Store: s.db, Signer: policy, Log: s.log, Clock: s.cfg.Clock}
+	inv, invAPI, err := s.buildInventory(installer, sites)
 	if err != nil {
 		return err
 	}
@@ -149,7 +151,7 @@ func (s *Server) buildServices(authority *ca.CA, policy *ca.PolicyKey, az *authz
 		MessageRate: s.cfg.MessageRate, MessageBurst: s.cfg.MessageBurst,
 		RevocationScan: s.cfg.RevocationScan, Commands: commandOwners{st: s.db},
 		Observer: observers{hooks, inventory.Observer{Inventory: inv},
-			s.evidence.witnesses},
+			s.evidence.witnesses, sites},
 		Metrics: s.metrics, Log: s.log, Clock: s.cfg.Clock,
 		Evidence: s.evidence.log,
 	})
@@ -157,6 +159,7 @@ func (s *Server) buildServices(authority *ca.CA, policy *ca.PolicyKey, az *authz
 		return fmt.Errorf("server: %w", err)
 	}
 	s.evidence.witnesses.SetSender(s.agents)
+	sites.Sender = s.agents
 	s.presence, err = presence.New(presence.Config{Store: s.store,
 		Interval: s.cfg.HeartbeatInterval, Log: s.log, Clock: s.cfg.Clock})
 	if err != nil {

@@ -1,0 +1,155 @@
+package sitepush
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/wardsec/ward/controller/internal/adminapi/adminapitest"
+	"github.com/wardsec/ward/controller/internal/ca"
+	"github.com/wardsec/ward/controller/internal/store"
+	"github.com/wardsec/ward/controller/internal/store/badger"
+	"github.com/wardsec/ward/pkg/policysig"
+	"github.com/wardsec/ward/pkg/site"
+	wardv1 "github.com/wardsec/ward/proto/ward/v1"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("github.com/dgraph-io/ristretto/v2.(*defaultPolicy[...]).processItems"),
+		goleak.IgnoreTopFunction("github.com/dgraph-io/ristretto/v2.(*Cache[...]).processItems"),
+	)
+}
+
+// streams stands in for the agent streams of the connected agents.
+type streams struct {
+	mu        sync.Mutex
+	connected map[string]bool
+	sent      map[string][]*wardv1.SignedPayload
+}
+
+func (s *streams) Send(agent string, m *wardv1.ConnectResponse) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.connected[agent] {
+		return fmt.Errorf("%s: not connected", agent)
+	}
+	s.sent[agent] = append(s.sent[agent], m.GetSiteConfig())
+	return nil
+}
+
+func (s *streams) got(agent string) []*wardv1.SignedPayload {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*wardv1.SignedPayload(nil), s.sent[agent]...)
+}
+
+func hello(roles ...string) *wardv1.Hello {
+	return &wardv1.Hello{Host: &wardv1.HostFacts{Roles: roles}}
+}
+
+// open verifies a sent payload with the policy key and returns its configuration.
+func open(t *testing.T, key *ca.PolicyKey, sp *wardv1.SignedPayload) (
+	*wardv1.SiteConfigUpdate, *site.Config) {
+	t.Helper()
+	err := policysig.Verify(key.Public(), PayloadType, policysig.Signed{
+		PayloadType: sp.GetPayloadType(), Payload: sp.GetPayload(),
+		Signature: sp.GetSignature(), KeyID: sp.GetKeyId()})
+	if err != nil {
+		t.Fatalf("signature: %v", err)
+	}
+	var u wardv1.SiteConfigUpdate
+	if err := proto.Unmarshal(sp.GetPayload(), &u); err != nil {
+		t.Fatal(err)
+	}
+	c, err := site.Parse(u.GetConfigJson())
+	if err != nil {
+		t.Fatalf("collector.json: %v", err)
+	}
+	return &u, c
+}
+
+func TestCollectorsGetTheSiteConfiguration(t *testing.T) {
+	ctx := context.Background()
+	st, err := badger.Open(t.TempDir(), adminapitest.Log(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.CreateTenant(ctx, store.Tenant{ID: "t1"}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := ca.CreatePolicyKey(dir); err != nil {
+		t.Fatal(err)
+	}
+	key, err := ca.LoadPolicyKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &streams{connected: map[string]bool{"c1": true, "h1": true, "c2": true},
+		sent: map[string][]*wardv1.SignedPayload{}}
+	p := &Publisher{Store: st, Signer: key, Sender: s, Log: adminapitest.Log(t)}
+
+	// Connecting before any configuration is stored sends nothing.
+	p.Connected(ctx, "t1", "c1", hello("host", "collector"))
+	p.Connected(ctx, "t1", "h1", hello("host"))
+	if len(s.got("c1")) != 0 {
+		t.Fatal("sent a configuration that does not exist")
+	}
+
+	// An operator sets one: the connected collector gets it, the plain agent does not.
+	first := site.Config{Subnets: []string{"10.9.0.0/24"},
+		PassiveSubnets: []string{"10.9.1.0/24"},
+		SNMP: []site.SNMPCredential{{Version: "v3", User: "ward", AuthProtocol: "SHA",
+			AuthPassphrase: "auth-secret-1", PrivProtocol: "AES",
+			PrivPassphrase: "priv-secret-1"}}}
+	first.Normalize()
+	updated := time.Date(2026, 3, 5, 9, 0, 0, 0, time.UTC)
+	if err := st.PutSiteConfig(ctx, "t1", store.SiteConfig{Config: first,
+		UpdatedAt: updated, UpdatedBy: "tech"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.PublishSiteConfig(ctx, "t1", first); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.got("h1")) != 0 {
+		t.Fatal("a plain agent got the site configuration")
+	}
+	sent := s.got("c1")
+	if len(sent) != 1 {
+		t.Fatalf("collector got %d configurations, want 1", len(sent))
+	}
+	u, c := open(t, key, sent[0])
+	if u.GetTenant() != "t1" || c.Subnets[0] != "10.9.0.0/24" ||
+		c.PassiveSubnets[0] != "10.9.1.0/24" || c.SNMP[0].PrivPassphrase != "priv-secret-1" {
+		t.Fatalf("update for %s: %+v", u.GetTenant(), c)
+	}
+
+	// A collector that connects later gets the stored one, dated when it was set.
+	p.Connected(ctx, "t1", "c2", hello("collector"))
+	sent = s.got("c2")
+	if len(sent) != 1 {
+		t.Fatalf("late collector got %d configurations, want 1", len(sent))
+	}
+	u, c = open(t, key, sent[0])
+	if !u.GetPublishedAt().AsTime().Equal(updated) || c.Subnets[0] != "10.9.0.0/24" {
+		t.Fatalf("late update %v: %+v", u.GetPublishedAt().AsTime(), c)
+	}
+
+	// A collector gone offline is an error for the operator's log, not a stop.
+	s.mu.Lock()
+	s.connected["c1"] = false
+	s.mu.Unlock()
+	if err := p.PublishSiteConfig(ctx, "t1", first); err == nil {
+		t.Fatal("no error for a collector that could not be reached")
+	}
+	if len(s.got("c2")) != 2 {
+		t.Fatal("the reachable collector did not get the update")
+	}
+}
