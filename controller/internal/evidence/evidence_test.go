@@ -134,7 +134,7 @@ func TestRecordConcurrentExportVerify(t *testing.T) {
 		t.Errorf("report %+v, summary %+v", rep, sum)
 	}
 	if bytes.Contains(b.Files[evidence.FileRecords], []byte("John")) ||
-		bytes.Contains(b.Files[evidence.FileRecords], []byte("6789")) {
+		bytes.Contains(b.Files[evidence.FileRecords], []byte("123-45-6789")) {
 		t.Error("PHI reached the stored records")
 	}
 	if rep.KeyFingerprint != e.key.Fingerprint {

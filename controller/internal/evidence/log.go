@@ -37,8 +37,11 @@ type Config struct {
 
 // Log is the Recorder backed by the store. Concurrent Record calls for one tenant are
 // committed together in one transaction (group commit): while one commit is on its way
-// to disk, the next ones queue, and the caller whose commit finishes takes the queue.
-// Log is safe for concurrent use.
+// to disk, the next ones queue. A caller leads at most one commit: when its own record is
+// durable it hands the queue to the first caller waiting in it. Before a commit the
+// leader waits a little (about as long as the previous commit, at most maxGather) for the
+// callers already inside Record that are still preparing their entries, so that one sync
+// carries as many records as possible. Log is safe for concurrent use.
 type Log struct {
 	cfg Config
 
@@ -48,14 +51,22 @@ type Log struct {
 
 var _ Recorder = (*Log)(nil)
 
+// maxGather bounds how long a leader waits for callers still preparing their entries.
+const maxGather = 2 * time.Millisecond
+
 // tenantLog is one tenant's queue and cached head.
 type tenantLog struct {
-	mu       sync.Mutex // guards the fields below
-	head     store.EvidenceHead
-	lastTime time.Time
-	loaded   bool // head is known
-	pending  []*pending
-	flushing bool // some caller is committing
+	mu         sync.Mutex // guards the fields below
+	head       store.EvidenceHead
+	lastTime   time.Time
+	loaded     bool // head is known
+	pending    []*pending
+	flushing   bool          // some caller leads the queue
+	active     int           // Record calls under way (preparing, queued or waiting)
+	gathering  bool          // the leader waits on kick
+	kick       chan struct{} // wakes a gathering leader; capacity 1
+	lastCommit time.Duration // how long the previous commit took
+	maxBatch   int           // the Log's MaxBatch
 }
 
 // pending is an entry waiting for its commit.
@@ -65,6 +76,11 @@ type pending struct {
 	done chan struct{}
 	rec  Receipt
 	err  error
+	// lead is closed when the caller is handed the queue; promoted and gone are guarded
+	// by the tenant's mu: a caller that gives up (context done) is never handed it.
+	lead     chan struct{}
+	promoted bool
+	gone     bool
 }
 
 // NewLog returns a Log. It panics when a required field is missing.
@@ -92,30 +108,71 @@ func (l *Log) Record(ctx context.Context, e Entry) (Receipt, error) {
 	if e.Tenant == "" || e.Type == "" || e.Actor.Kind == "" {
 		return Receipt{}, errors.New("evidence: record: tenant, type and actor are required")
 	}
+	t := l.tenant(e.Tenant)
+	t.mu.Lock()
+	t.active++
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		t.active--
+		t.wake()
+		t.mu.Unlock()
+	}()
+
 	data, err := evidence.Canonical(e.Data, l.cfg.Scrubber.Text)
 	if err != nil {
 		return Receipt{}, fmt.Errorf("evidence: record %s: %w", e.Type, err)
 	}
 	e.Subject = l.cfg.Scrubber.Text(e.Subject)
-	p := &pending{e: e, data: data, done: make(chan struct{})}
+	p := &pending{e: e, data: data, done: make(chan struct{}), lead: make(chan struct{})}
 
-	t := l.tenant(e.Tenant)
 	t.mu.Lock()
 	t.pending = append(t.pending, p)
-	lead := !t.flushing
+	t.wake()
+	first := !t.flushing
 	t.flushing = true
 	t.mu.Unlock()
-	if lead {
+	if first {
 		l.flush(ctx, e.Tenant, t)
 	}
 
-	select {
-	case <-p.done:
-		return p.rec, p.err
-	case <-ctx.Done():
-		// it may still be committed: recorded but not acknowledged, never the reverse
-		return Receipt{}, ctx.Err()
+	lead := p.lead
+	for {
+		select {
+		case <-p.done:
+			return p.rec, p.err
+		case <-lead:
+			lead = nil // handed the queue once
+			l.flush(ctx, e.Tenant, t)
+		case <-ctx.Done():
+			t.mu.Lock()
+			promoted := p.promoted
+			p.gone = !promoted
+			t.mu.Unlock()
+			if promoted {
+				l.flush(ctx, e.Tenant, t)
+			}
+			// it may still be committed: recorded but not acknowledged, never the reverse
+			return Receipt{}, ctx.Err()
+		}
 	}
+}
+
+// wake wakes a gathering leader whose wait is over. t.mu must be held.
+func (t *tenantLog) wake() {
+	if !t.gathering || !t.gathered() {
+		return
+	}
+	select {
+	case t.kick <- struct{}{}:
+	default:
+	}
+}
+
+// gathered reports whether every caller under way is queued or the batch is full. t.mu
+// must be held.
+func (t *tenantLog) gathered() bool {
+	return t.active <= len(t.pending) || len(t.pending) >= t.maxBatch
 }
 
 func (l *Log) tenant(id string) *tenantLog {
@@ -123,36 +180,87 @@ func (l *Log) tenant(id string) *tenantLog {
 	defer l.mu.Unlock()
 	t, ok := l.tenants[id]
 	if !ok {
-		t = &tenantLog{}
+		t = &tenantLog{kick: make(chan struct{}, 1), maxBatch: l.cfg.MaxBatch}
 		l.tenants[id] = t
 	}
 	return t
 }
 
-// flush commits the queue batch by batch until it is empty.
+// flush commits batches from the head of the queue until the queue is empty or its
+// first caller can take it over: after the first batch (which holds the flushing
+// caller's own entry) the queue goes to the first caller left in it.
 func (l *Log) flush(ctx context.Context, tenant string, t *tenantLog) {
 	ctx = context.WithoutCancel(ctx) // others wait on this commit too
 	for {
 		t.mu.Lock()
+		l.gather(t)
 		n := min(len(t.pending), l.cfg.MaxBatch)
-		if n == 0 {
-			t.flushing = false
-			t.mu.Unlock()
-			return
-		}
 		batch := t.pending[:n:n]
 		t.pending = t.pending[n:]
 		t.mu.Unlock()
 
-		head, err := l.commit(ctx, tenant, t, batch)
-		for _, p := range batch {
-			if err != nil {
-				p.err = err
-			}
-			close(p.done)
+		if n > 0 {
+			l.commitBatch(ctx, tenant, t, batch)
 		}
-		if err == nil && l.cfg.Appended != nil {
-			l.cfg.Appended(tenant, head)
+
+		t.mu.Lock()
+		switch {
+		case len(t.pending) == 0:
+			t.flushing = false
+			t.mu.Unlock()
+			return
+		case !t.pending[0].gone:
+			t.pending[0].promoted = true
+			close(t.pending[0].lead)
+			t.mu.Unlock()
+			return
+		}
+		t.mu.Unlock() // its caller gave up waiting: commit it here
+	}
+}
+
+// commitBatch commits batch and releases its callers.
+func (l *Log) commitBatch(ctx context.Context, tenant string, t *tenantLog, batch []*pending) {
+	start := time.Now()
+	head, err := l.commit(ctx, tenant, t, batch)
+	elapsed := time.Since(start)
+	for _, p := range batch {
+		if err != nil {
+			p.err = err
+		}
+		close(p.done)
+	}
+	if err == nil && l.cfg.Appended != nil {
+		l.cfg.Appended(tenant, head)
+	}
+	t.mu.Lock()
+	t.lastCommit = elapsed
+	t.mu.Unlock()
+}
+
+// gather waits, with t.mu held, until every caller under way is queued, the batch is
+// full, or about the previous commit's time (1 ms to maxGather) has passed: callers that
+// are still preparing their entries then share the next sync.
+func (l *Log) gather(t *tenantLog) {
+	wait := min(max(t.lastCommit, time.Millisecond), maxGather)
+	if wait <= 0 || t.gathered() {
+		return
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for !t.gathered() {
+		t.gathering = true
+		t.mu.Unlock()
+		fired := false
+		select {
+		case <-t.kick:
+		case <-timer.C:
+			fired = true
+		}
+		t.mu.Lock()
+		t.gathering = false
+		if fired {
+			return
 		}
 	}
 }

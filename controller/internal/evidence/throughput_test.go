@@ -28,6 +28,7 @@ func TestEvidenceThroughput(t *testing.T) {
 		perW    = 800
 		total   = writers * perW
 		batch   = 256
+		rounds  = 3
 	)
 	e := newEnv(t, 1<<40)
 	ctx := context.Background()
@@ -41,28 +42,14 @@ func TestEvidenceThroughput(t *testing.T) {
 		Actor: evidence.Actor{Kind: "agent", ID: entry.Actor.ID}, Subject: entry.Subject,
 		Data: data}.Body()) + 32
 
-	rawRate := rawBadger(t, total, writers, size) // the largest batch 64 writers can form
+	// The machine is shared: measure both in alternating rounds and keep the best of each.
+	var rawRate, appendRate float64
+	for range rounds {
+		// writers per transaction: the largest batch the writers can form
+		rawRate = max(rawRate, rawBadger(t, total, writers, size))
+		appendRate = max(appendRate, appendRun(t, e.log, entry, writers, perW))
+	}
 	rawBig := rawBadger(t, total, batch, size)
-
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	start := time.Now()
-	for range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range perW {
-				if _, err := e.log.Record(ctx, entry); err != nil {
-					failed.Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	appendRate := float64(total) / time.Since(start).Seconds()
-	if failed.Load() > 0 {
-		t.Fatalf("%d appends failed", failed.Load())
-	}
 
 	var buf bytes.Buffer
 	x := &Exporter{Store: e.store, Key: e.key, Checkpointer: e.cp}
@@ -75,7 +62,7 @@ func TestEvidenceThroughput(t *testing.T) {
 	}
 	var verifyRate float64
 	for range 3 { // best of three: the machine is shared
-		start = time.Now()
+		start := time.Now()
 		rep, err := b.Verify(evidence.VerifyOptions{Roots: e.ca.Roots()})
 		if err != nil {
 			t.Fatal(err)
@@ -91,8 +78,33 @@ func TestEvidenceThroughput(t *testing.T) {
 		rawBig)
 	fmt.Printf("append / raw: %.3f (target >= 0.5) %s\n", appendRate/rawRate,
 		verdict(appendRate/rawRate >= 0.5))
-	fmt.Printf("evidence verify (%d records): %9.0f records/s (target >= 500000) %s\n", total,
+	fmt.Printf("evidence verify (%d records): %9.0f records/s (target >= 500000) %s\n", rounds*total,
 		verifyRate, verdict(verifyRate >= 500000))
+}
+
+// appendRun records writers*perW entries from writers goroutines and returns records per
+// second.
+func appendRun(t *testing.T, log *Log, entry Entry, writers, perW int) float64 {
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	ctx := context.Background()
+	start := time.Now()
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range perW {
+				if _, err := log.Record(ctx, entry); err != nil {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if failed.Load() > 0 {
+		t.Fatalf("%d appends failed", failed.Load())
+	}
+	return float64(writers*perW) / time.Since(start).Seconds()
 }
 
 func verdict(ok bool) string {
