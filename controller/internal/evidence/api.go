@@ -105,6 +105,9 @@ func (s *Service) ListRecords(ctx context.Context, req *wardv1.ListRecordsReques
 	}
 	var since time.Time
 	if req.GetSince() != nil {
+		if err := req.GetSince().CheckValid(); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "since: %v", err)
+		}
 		since = req.GetSince().AsTime()
 	}
 	head, err := s.cfg.Store.EvidenceHead(ctx, req.GetTenant())
@@ -216,10 +219,19 @@ func (s *Service) Export(req *wardv1.ExportRequest, stream wardv1.EvidenceServic
 	}
 	q := ExportQuery{Tenant: req.GetTenant()}
 	if req.GetFrom() != nil {
+		if err := req.GetFrom().CheckValid(); err != nil {
+			return status.Errorf(codes.InvalidArgument, "from: %v", err)
+		}
 		q.From = req.GetFrom().AsTime()
 	}
 	if req.GetTo() != nil {
+		if err := req.GetTo().CheckValid(); err != nil {
+			return status.Errorf(codes.InvalidArgument, "to: %v", err)
+		}
 		q.To = req.GetTo().AsTime()
+	}
+	if !q.From.IsZero() && !q.To.IsZero() && q.From.After(q.To) {
+		return status.Error(codes.InvalidArgument, "from is after to")
 	}
 	var lastSent time.Time
 	progress := func(done, total uint64) {
