@@ -5,6 +5,7 @@ go 1.26.7
 require (
 	github.com/Ullaakut/nmap/v3 v3.0.6
 	github.com/google/gopacket v1.1.19
+	github.com/gopacket/gopacket v1.7.7
 	github.com/gosnmp/gosnmp v1.47.0
 	github.com/pkg/sftp v1.13.12
 	github.com/wardsec/ward/pkg v0.0.0
