@@ -21,6 +21,7 @@ type Clinic struct {
 	MACs           map[string]string // namespace -> MAC of its device interface
 	AuthorizedKeys string            // authorized_keys path of the Server's sshd
 	ServerHostKey  string            // public host key path of the Server's sshd
+	ServerHost     Host              // the Server as an isolated host (its own /etc, /usr...)
 }
 
 // Addresses and credentials of the clinic.
@@ -37,6 +38,10 @@ const (
 	HL7Addr        = "10.77.1.50" // HL7 MLLP stand-in on 2575
 	ExcludedAddr   = "10.77.1.99" // web server the site excludes
 	QuietAddr      = "10.77.2.10" // passive-only subnet; web server, periodic traffic
+
+	// ControllerName resolves to CollectorAddr on the Server (its /etc/hosts), for tests
+	// that run a controller in the collector's namespace.
+	ControllerName = "controller.clinic.test"
 
 	SNMPCommunity = "clinic-ro"
 	SNMPUser      = "wardpoll"
@@ -83,7 +88,8 @@ func NewClinic(t testing.TB) *Clinic {
 		User: SNMPUser, AuthPass: SNMPAuthPass, PrivPass: SNMPPrivPass, Name: SwitchName,
 		Descr: SwitchDescr, ObjectID: SwitchObjectID})
 	c.AuthorizedKeys = l.Dir() + "/authorized_keys"
-	c.ServerHostKey = l.StartSSHD(c.Server, ServerAddr, c.AuthorizedKeys)
+	c.ServerHost, c.ServerHostKey = l.StartSSHDHost(c.Server, ServerAddr, c.AuthorizedKeys,
+		"127.0.0.1 localhost\n"+CollectorAddr+" "+ControllerName+"\n")
 	l.StartStorescp(c.Modality, "104", ModalityAET)
 	l.StartHTTP(c.EHR, EHRAddr+":80", EHRTitle, "Apache/2.4.57 (Debian)")
 	l.StartMLLP(c.HL7, HL7Addr+":2575")

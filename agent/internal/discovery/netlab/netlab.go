@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -199,8 +200,8 @@ func Stop(cmd *exec.Cmd) {
 	}
 }
 
-// Close stops every started process and deletes every namespace (which removes their
-// interfaces and the bridges). It is idempotent and runs at test cleanup.
+// Close stops every started process, kills what else runs in the namespaces, and deletes
+// every namespace (which removes their interfaces and the bridges). It is idempotent and runs at test cleanup.
 func (l *Lab) Close() {
 	l.mu.Lock()
 	if l.closed {
@@ -214,9 +215,23 @@ func (l *Lab) Close() {
 	for i := len(procs) - 1; i >= 0; i-- {
 		Stop(procs[i])
 	}
+	for _, ns := range namespaces {
+		killAll(ns)
+	}
 	for i := len(namespaces) - 1; i >= 0; i-- {
 		if out, err := exec.Command("ip", "netns", "del", namespaces[i]).CombinedOutput(); err != nil {
 			l.t.Errorf("netlab: delete namespace %s: %v: %s", namespaces[i], err, out)
+		}
+	}
+}
+
+// killAll kills whatever still runs inside ns, such as a daemon that software under test
+// detached from its parent (an agent started with setsid by an installer).
+func killAll(ns string) {
+	out, _ := exec.Command("ip", "netns", "pids", ns).Output()
+	for _, f := range strings.Fields(string(out)) {
+		if pid, err := strconv.Atoi(f); err == nil && pid > 1 {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
 }

@@ -215,7 +215,17 @@ func (l *Lab) StartSSHD(ns, addr, authorizedKeys string) (hostPub string) {
 	if _, err := exec.LookPath("sshd"); err != nil {
 		l.t.Skip("netlab: skipped: sshd is not installed (make test-deps)")
 	}
-	dir := filepath.Join(l.dir, "sshd-"+ns)
+	conf, pub := l.sshdConfig(filepath.Join(l.dir, "sshd-"+ns), addr, authorizedKeys)
+	_ = os.MkdirAll("/run/sshd", 0o755)
+	l.Start(ns, "sshd-"+ns, "/usr/sbin/sshd", "-D", "-e", "-f", conf)
+	l.WaitTCP(ns, addr+":22", 10*time.Second)
+	return pub
+}
+
+// sshdConfig writes a host key and an sshd configuration for key-only root logins on
+// addr:22 into dir, and returns the configuration's and the public host key's paths.
+func (l *Lab) sshdConfig(dir, addr, authorizedKeys string) (conf, hostPub string) {
+	l.t.Helper()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		l.t.Fatal(err)
 	}
@@ -224,8 +234,7 @@ func (l *Lab) StartSSHD(ns, addr, authorizedKeys string) (hostPub string) {
 		key).CombinedOutput(); err != nil {
 		l.t.Fatalf("netlab: ssh-keygen: %v: %s", err, out)
 	}
-	_ = os.MkdirAll("/run/sshd", 0o755)
-	conf := fmt.Sprintf(`ListenAddress %s:22
+	text := fmt.Sprintf(`ListenAddress %s:22
 HostKey %s
 PidFile %s
 StrictModes no
@@ -235,13 +244,11 @@ KbdInteractiveAuthentication no
 PermitRootLogin prohibit-password
 AuthorizedKeysFile %s
 `, addr, key, filepath.Join(dir, "sshd.pid"), authorizedKeys)
-	path := filepath.Join(dir, "sshd_config")
-	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+	conf = filepath.Join(dir, "sshd_config")
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		l.t.Fatal(err)
 	}
-	l.Start(ns, "sshd-"+ns, "/usr/sbin/sshd", "-D", "-e", "-f", path)
-	l.WaitTCP(ns, addr+":22", 10*time.Second)
-	return key + ".pub"
+	return conf, key + ".pub"
 }
 
 // StartStorescp starts dcmtk's storescp, a real DICOM storage listener, on port inside ns
