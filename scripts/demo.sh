@@ -237,21 +237,30 @@ wait_for "pacs's SSH-002 incident to resolve" 60 incident_in "$pacs" SSH-002 res
 note "pacs's sshd_config now has: $(grep -m1 '^PasswordAuthentication' \
 	"$work/host-pacs/etc/ssh/sshd_config"); the approval is recorded with the approver"
 
-say "11. A collector enrolls a clinic server over SSH (namespace network)"
-if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null || ! command -v sshd >/dev/null; then
-	note "skipped: this step builds network namespaces (ip netns, a bridge, veth pairs) and"
-	note "starts sshd inside them, which needs root, iproute2 and openssh-server. Run"
-	note "'sudo make demo' to see a collector bootstrap an agent over SSH."
+say "11. Discovery: a collector finds a clinic's devices and enrolls its server over SSH"
+if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null || ! command -v sshd >/dev/null ||
+	! command -v nmap >/dev/null || ! command -v snmpd >/dev/null; then
+	note "skipped: this step builds a clinic network out of namespaces (ip netns, bridges,"
+	note "veth pairs) with sshd, snmpd, a DICOM listener and nmap, which needs root and the"
+	note "packages 'make test-deps' installs. Run 'sudo make demo' to see it."
 else
-	note "a bridge, a collector namespace running a real ward-controller, and a server"
-	note "namespace running sshd; the collector logs in with its own key (trust on first use,"
-	note "recorded), copies ward-agent, writes its configuration and a one-time token, and"
-	note "starts it; the new agent enrolls and heartbeats. Then the same bootstrap again"
-	note "(nothing changes) and with a wrong host key (refused, nothing installed):"
-	(cd "$root/agent" && go test -count=1 -v -run '^TestBootstrapInNamespaces$' \
-		./internal/bootstrap/ 2>&1) | grep -oE 'step=[a-z]+ changed=[a-z]+ detail="[^"]*"|(wrong key|unknown host without tofu): .*|--- (PASS|FAIL): TestBootstrapInNamespaces.*' |
-		sed 's/^/   /'
-	note "the namespaces, the controller and the bootstrapped agent are gone again"
+	note "a namespace clinic: a switch answering SNMP v3, a Linux server with only sshd, a CT"
+	note "scanner (DICOM), an EHR web server, an HL7 engine, an excluded host and a quiet"
+	note "device on a passive-only subnet. A real controller and a collector run beside them."
+	note "The operator sets the site with 'wardctl site set'; the collector scans (nmap,"
+	note "ARP, SNMP, mDNS); the controller classifies every device, keeps clinical ones"
+	note "waiting for a person, and has the collector install an agent on the Linux server"
+	note "over SSH with a one-time token it minted for that address (about 90 seconds)..."
+	(cd "$root/agent" && go test -count=1 -v -run '^TestClinicOnboarding$' \
+		./internal/onboarding/ 2>&1) | awk '
+		/onboarding_test.go:[0-9]+: wardctl device list:/ { show = 1; print "   wardctl device list:"; next }
+		/onboarding_test.go:[0-9]+: evidence of the bootstrap:/ { show = 1; print "   wardctl evidence list --type device.bootstrapped:"; next }
+		/^    [a-z_]+\.go:[0-9]+:/ { show = 0 }
+		/^--- (PASS|FAIL)/ { show = 0; print "   " $0; next }
+		show { sub(/^        /, "     "); print }'
+	note "the switch is watched over SNMP without an agent, the clinical devices wait for"
+	note "approval, the excluded host was never touched, and the server's new agent is online."
+	note "The namespaces, the controller and the installed agent are gone again."
 fi
 
 say "Done. The throwaway installation in $work is removed now."
