@@ -69,6 +69,9 @@ type rule struct {
 	kind  string
 	re    *regexp.Regexp
 	group int
+	// may reports whether the text's features allow a match at all; the regular
+	// expression runs only when it does (most text has nothing a rule needs).
+	may func(f features) bool
 }
 
 const (
@@ -83,32 +86,119 @@ const (
 )
 
 var rules = []rule{
-	{"email", regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}`), 0},
+	{"email", regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}`), 0,
+		func(f features) bool { return f.at }},
 	{"dob", regexp.MustCompile(
 		`(?i:\b(?:dob|d\.o\.b\.?|date of birth|birth ?date|born(?: on)?))\s*[:#=\-]?\s*(` +
-			dateForms + `)`), 1},
+			dateForms + `)`), 1,
+		func(f features) bool { return f.digits >= 4 && f.label("dob", "d.o.b", "birth", "born") }},
 	{"ssn", regexp.MustCompile(`(?i:\bssn|social security(?: number| no\.?)?)\s*[:#=]?\s*` +
-		`(\d{3}[- ]?\d{2}[- ]?\d{4})\b`), 1},
-	{"ssn", regexp.MustCompile(nb + `(\d{3}[- ]\d{2}[- ]\d{4})` + na), 1},
+		`(\d{3}[- ]?\d{2}[- ]?\d{4})\b`), 1,
+		func(f features) bool { return f.digits >= 9 && f.label("ssn", "social security") }},
+	{"ssn", regexp.MustCompile(nb + `(\d{3}[- ]\d{2}[- ]\d{4})` + na), 1,
+		func(f features) bool { return f.digits >= 9 }},
 	{"mrn", regexp.MustCompile(`(?i:\b(?:mrn|medical record(?: number| no\.?| #)?|` +
 		`record (?:number|no\.?|#)|chart(?: number| no\.?| #)?|patient (?:id|number|no\.?|#)` +
-		`|acct|account(?: number| no\.?| #)?))\s*[:#=]?\s*#?\s*([A-Za-z]{0,3}\d[\d\-]{3,})`), 1},
+		`|acct|account(?: number| no\.?| #)?))\s*[:#=]?\s*#?\s*([A-Za-z]{0,3}\d[\d\-]{3,})`), 1,
+		func(f features) bool {
+			return f.digits >= 1 && f.label("mrn", "record", "chart", "patient", "acct", "account")
+		}},
 	{"phone", regexp.MustCompile(nb + `((?:\+?1[ .\-]?)?(?:\(\d{3}\) ?|\d{3}[ .\-])` +
-		`\d{3}[ .\-]\d{4})` + na), 1},
-	{"date", regexp.MustCompile(nb + `(\d{1,2}/\d{1,2}/\d{4})` + na), 1},
+		`\d{3}[ .\-]\d{4})` + na), 1,
+		func(f features) bool { return f.digits >= 10 }},
+	{"date", regexp.MustCompile(nb + `(\d{1,2}/\d{1,2}/\d{4})` + na), 1,
+		func(f features) bool { return f.slash && f.digits >= 6 }},
 	{"name", regexp.MustCompile(`(?i:\b(?:patient(?: name)?|pt|name|guarantor|insured|` +
-		`subscriber))\s*[:=]\s*(` + nameWord + `(?:,? ` + nameWord + `){0,3})`), 1},
+		`subscriber))\s*[:=]\s*(` + nameWord + `(?:,? ` + nameWord + `){0,3})`), 1,
+		func(f features) bool {
+			return f.assign && f.label("patient", "pt", "name", "guarantor", "insured",
+				"subscriber")
+		}},
+}
+
+// features are what the rules' prefilters look at, found in one pass over the text.
+// Every feature is a necessary condition of some rule's match, counted on the whole text,
+// so a rule whose condition fails cannot match (also not after other rules replaced
+// parts of the text: that only removes characters).
+type features struct {
+	text     string
+	digits   int  // ASCII digits (\d matches only these)
+	at       bool // '@'
+	slash    bool // '/'
+	assign   bool // ':' or '='
+	nonASCII bool // case-insensitive matching folds some non-ASCII letters to ASCII ones
+}
+
+func featuresOf(s string) features {
+	f := features{text: s}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			f.digits++
+		case c == '@':
+			f.at = true
+		case c == '/':
+			f.slash = true
+		case c == ':' || c == '=':
+			f.assign = true
+		case c >= 0x80:
+			f.nonASCII = true
+		}
+	}
+	return f
+}
+
+// label reports whether the text may hold one of the labels, ignoring ASCII case. Text
+// with non-ASCII bytes always may: (?i) matches the Kelvin sign for k and the long s for
+// s, which a byte comparison would miss.
+func (f features) label(labels ...string) bool {
+	if f.nonASCII {
+		return true
+	}
+	for _, l := range labels {
+		if containsFoldASCII(f.text, l) {
+			return true
+		}
+	}
+	return false
+}
+
+// containsFoldASCII reports whether s holds sub, ignoring ASCII case; sub is lowercase.
+func containsFoldASCII(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		j := 0
+		for ; j < len(sub); j++ {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != sub[j] {
+				break
+			}
+		}
+		if j == len(sub) {
+			return true
+		}
+	}
+	return false
 }
 
 // markerRE finds markers already in the text, which no rule may touch again.
 var markerRE = regexp.MustCompile(`\[phi:[a-z]+:[0-9a-f]{12}\]`)
 
 // Text returns s with every PHI pattern the package documents replaced by a marker.
-func (sc *Scrubber) Text(s string) string {
+func (sc *Scrubber) Text(s string) string { return sc.text(s, true) }
+
+// text is Text; prefilter false runs every rule's expression (the tests compare both).
+func (sc *Scrubber) text(s string, prefilter bool) string {
 	if s == "" {
 		return s
 	}
+	f := featuresOf(s)
 	for _, r := range rules {
+		if prefilter && !r.may(f) {
+			continue
+		}
 		// a match may consume the boundary character the next one needs: go again
 		// until nothing changes (markers are never matched, so this ends)
 		for {
