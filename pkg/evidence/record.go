@@ -159,6 +159,14 @@ func SplitLine(line []byte) (body []byte, claimed Hash, err error) {
 // others as \u00xx). When str is not nil, every string value (not object member names)
 // passes through it first, which is how the recorder scrubs PHI.
 func Canonical(v any, str func(string) string) ([]byte, error) {
+	if b, ok := appendDirect(nil, v, str); ok {
+		return b, nil
+	}
+	return canonicalGeneral(v, str)
+}
+
+// canonicalGeneral is Canonical through encoding/json, for every value it can marshal.
+func canonicalGeneral(v any, str func(string) string) ([]byte, error) {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("canonical: %w", err)
