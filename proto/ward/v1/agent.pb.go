@@ -167,6 +167,7 @@ type ConnectRequest struct {
 	//	*ConnectRequest_DiscoveryReport
 	//	*ConnectRequest_CommandResult
 	//	*ConnectRequest_WitnessSignature
+	//	*ConnectRequest_DevicePollReport
 	Body          isConnectRequest_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -277,6 +278,15 @@ func (x *ConnectRequest) GetWitnessSignature() *WitnessSignature {
 	return nil
 }
 
+func (x *ConnectRequest) GetDevicePollReport() *DevicePollReport {
+	if x != nil {
+		if x, ok := x.Body.(*ConnectRequest_DevicePollReport); ok {
+			return x.DevicePollReport
+		}
+	}
+	return nil
+}
+
 type isConnectRequest_Body interface {
 	isConnectRequest_Body()
 }
@@ -311,6 +321,11 @@ type ConnectRequest_WitnessSignature struct {
 	WitnessSignature *WitnessSignature `protobuf:"bytes,15,opt,name=witness_signature,json=witnessSignature,proto3,oneof"`
 }
 
+type ConnectRequest_DevicePollReport struct {
+	// Health of the agentless devices the collector polls over SNMP (collector role).
+	DevicePollReport *DevicePollReport `protobuf:"bytes,16,opt,name=device_poll_report,json=devicePollReport,proto3,oneof"`
+}
+
 func (*ConnectRequest_Hello) isConnectRequest_Body() {}
 
 func (*ConnectRequest_Heartbeat) isConnectRequest_Body() {}
@@ -322,6 +337,8 @@ func (*ConnectRequest_DiscoveryReport) isConnectRequest_Body() {}
 func (*ConnectRequest_CommandResult) isConnectRequest_Body() {}
 
 func (*ConnectRequest_WitnessSignature) isConnectRequest_Body() {}
+
+func (*ConnectRequest_DevicePollReport) isConnectRequest_Body() {}
 
 // ConnectResponse is one message from the controller to the agent.
 type ConnectResponse struct {
@@ -977,7 +994,9 @@ type DriftReport struct {
 	Results []*CheckResult `protobuf:"bytes,4,rep,name=results,proto3" json:"results,omitempty"`
 	// Why the evaluation ran: "start", "schedule", "baseline", "request" or "verify".
 	Trigger string `protobuf:"bytes,5,opt,name=trigger,proto3" json:"trigger,omitempty"`
-	// Id of the command whose verification triggered this evaluation, if any.
+	// Id of the command that triggered this evaluation, if any: the runbook command it
+	// verifies (trigger "verify") or the evaluate_baseline command that asked for it
+	// (trigger "request").
 	CommandId     string `protobuf:"bytes,6,opt,name=command_id,json=commandId,proto3" json:"command_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2114,11 +2133,263 @@ func (x *RenewResponse) GetCaCertificates() [][]byte {
 	return nil
 }
 
+// DevicePollReport is one round of a collector's SNMP polls of the agentless devices the
+// controller named in its site configuration (poll.targets). Only a collector of the
+// tenant may send one; the controller ignores polls of devices it did not give this
+// collector to poll.
+type DevicePollReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Tenant of the collector; the controller refuses a report naming another tenant.
+	Tenant string `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// One poll per device, at most 4096.
+	Polls         []*DevicePoll `protobuf:"bytes,2,rep,name=polls,proto3" json:"polls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DevicePollReport) Reset() {
+	*x = DevicePollReport{}
+	mi := &file_ward_v1_agent_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DevicePollReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DevicePollReport) ProtoMessage() {}
+
+func (x *DevicePollReport) ProtoReflect() protoreflect.Message {
+	mi := &file_ward_v1_agent_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DevicePollReport.ProtoReflect.Descriptor instead.
+func (*DevicePollReport) Descriptor() ([]byte, []int) {
+	return file_ward_v1_agent_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *DevicePollReport) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *DevicePollReport) GetPolls() []*DevicePoll {
+	if x != nil {
+		return x.Polls
+	}
+	return nil
+}
+
+// DevicePoll is what one SNMP poll of one device found.
+type DevicePoll struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Inventory id of the device ("mac:..." or "ip:..."), as the poll target named it.
+	DeviceId string `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	// Address polled.
+	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	// Whether the device answered with any of the site's credentials.
+	Reachable bool `protobuf:"varint,3,opt,name=reachable,proto3" json:"reachable,omitempty"`
+	// When the poll finished.
+	PolledAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=polled_at,json=polledAt,proto3" json:"polled_at,omitempty"`
+	// sysUpTime in hundredths of a second (time since the SNMP agent last started); set only
+	// when reachable.
+	UptimeCentiseconds uint64 `protobuf:"varint,5,opt,name=uptime_centiseconds,json=uptimeCentiseconds,proto3" json:"uptime_centiseconds,omitempty"`
+	// sysName, when reachable.
+	SysName string `protobuf:"bytes,6,opt,name=sys_name,json=sysName,proto3" json:"sys_name,omitempty"`
+	// The device's interfaces (at most 512), when reachable and it offers IF-MIB.
+	Interfaces []*InterfaceCounters `protobuf:"bytes,7,rep,name=interfaces,proto3" json:"interfaces,omitempty"`
+	// Why the device was unreachable (timeout after retries, authentication), without
+	// secrets.
+	Error         string `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DevicePoll) Reset() {
+	*x = DevicePoll{}
+	mi := &file_ward_v1_agent_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DevicePoll) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DevicePoll) ProtoMessage() {}
+
+func (x *DevicePoll) ProtoReflect() protoreflect.Message {
+	mi := &file_ward_v1_agent_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DevicePoll.ProtoReflect.Descriptor instead.
+func (*DevicePoll) Descriptor() ([]byte, []int) {
+	return file_ward_v1_agent_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *DevicePoll) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *DevicePoll) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *DevicePoll) GetReachable() bool {
+	if x != nil {
+		return x.Reachable
+	}
+	return false
+}
+
+func (x *DevicePoll) GetPolledAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PolledAt
+	}
+	return nil
+}
+
+func (x *DevicePoll) GetUptimeCentiseconds() uint64 {
+	if x != nil {
+		return x.UptimeCentiseconds
+	}
+	return 0
+}
+
+func (x *DevicePoll) GetSysName() string {
+	if x != nil {
+		return x.SysName
+	}
+	return ""
+}
+
+func (x *DevicePoll) GetInterfaces() []*InterfaceCounters {
+	if x != nil {
+		return x.Interfaces
+	}
+	return nil
+}
+
+func (x *DevicePoll) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// InterfaceCounters is one interface's state and error counters from IF-MIB.
+type InterfaceCounters struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ifIndex.
+	Index uint32 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// ifDescr (or ifName).
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// ifOperStatus: 1 up, 2 down, 3 testing, 4 unknown, 5 dormant, 6 notPresent,
+	// 7 lowerLayerDown; 0 when not offered.
+	OperStatus uint32 `protobuf:"varint,3,opt,name=oper_status,json=operStatus,proto3" json:"oper_status,omitempty"`
+	// ifInErrors: inbound packets discarded for errors (a 32-bit counter that wraps).
+	InErrors uint64 `protobuf:"varint,4,opt,name=in_errors,json=inErrors,proto3" json:"in_errors,omitempty"`
+	// ifOutErrors: outbound packets not sent because of errors (32-bit, wraps).
+	OutErrors     uint64 `protobuf:"varint,5,opt,name=out_errors,json=outErrors,proto3" json:"out_errors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InterfaceCounters) Reset() {
+	*x = InterfaceCounters{}
+	mi := &file_ward_v1_agent_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InterfaceCounters) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InterfaceCounters) ProtoMessage() {}
+
+func (x *InterfaceCounters) ProtoReflect() protoreflect.Message {
+	mi := &file_ward_v1_agent_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InterfaceCounters.ProtoReflect.Descriptor instead.
+func (*InterfaceCounters) Descriptor() ([]byte, []int) {
+	return file_ward_v1_agent_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *InterfaceCounters) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *InterfaceCounters) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *InterfaceCounters) GetOperStatus() uint32 {
+	if x != nil {
+		return x.OperStatus
+	}
+	return 0
+}
+
+func (x *InterfaceCounters) GetInErrors() uint64 {
+	if x != nil {
+		return x.InErrors
+	}
+	return 0
+}
+
+func (x *InterfaceCounters) GetOutErrors() uint64 {
+	if x != nil {
+		return x.OutErrors
+	}
+	return 0
+}
+
 var File_ward_v1_agent_proto protoreflect.FileDescriptor
 
 const file_ward_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x13ward/v1/agent.proto\x12\award.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14ward/v1/common.proto\"\xce\x03\n" +
+	"\x13ward/v1/agent.proto\x12\award.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14ward/v1/common.proto\"\x99\x04\n" +
 	"\x0eConnectRequest\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x129\n" +
 	"\n" +
@@ -2129,7 +2400,8 @@ const file_ward_v1_agent_proto_rawDesc = "" +
 	"\fdrift_report\x18\f \x01(\v2\x14.ward.v1.DriftReportH\x00R\vdriftReport\x12E\n" +
 	"\x10discovery_report\x18\r \x01(\v2\x18.ward.v1.DiscoveryReportH\x00R\x0fdiscoveryReport\x12?\n" +
 	"\x0ecommand_result\x18\x0e \x01(\v2\x16.ward.v1.CommandResultH\x00R\rcommandResult\x12H\n" +
-	"\x11witness_signature\x18\x0f \x01(\v2\x19.ward.v1.WitnessSignatureH\x00R\x10witnessSignatureB\x06\n" +
+	"\x11witness_signature\x18\x0f \x01(\v2\x19.ward.v1.WitnessSignatureH\x00R\x10witnessSignature\x12I\n" +
+	"\x12device_poll_report\x18\x10 \x01(\v2\x19.ward.v1.DevicePollReportH\x00R\x10devicePollReportB\x06\n" +
 	"\x04body\"\x9f\x03\n" +
 	"\x0fConnectResponse\x12,\n" +
 	"\awelcome\x18\n" +
@@ -2287,7 +2559,30 @@ const file_ward_v1_agent_proto_rawDesc = "" +
 	"\acsr_der\x18\x01 \x01(\fR\x06csrDer\"e\n" +
 	"\rRenewResponse\x12+\n" +
 	"\x11certificate_chain\x18\x01 \x03(\fR\x10certificateChain\x12'\n" +
-	"\x0fca_certificates\x18\x02 \x03(\fR\x0ecaCertificates*\x8c\x01\n" +
+	"\x0fca_certificates\x18\x02 \x03(\fR\x0ecaCertificates\"U\n" +
+	"\x10DevicePollReport\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12)\n" +
+	"\x05polls\x18\x02 \x03(\v2\x13.ward.v1.DevicePollR\x05polls\"\xb8\x02\n" +
+	"\n" +
+	"DevicePoll\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1c\n" +
+	"\treachable\x18\x03 \x01(\bR\treachable\x127\n" +
+	"\tpolled_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bpolledAt\x12/\n" +
+	"\x13uptime_centiseconds\x18\x05 \x01(\x04R\x12uptimeCentiseconds\x12\x19\n" +
+	"\bsys_name\x18\x06 \x01(\tR\asysName\x12:\n" +
+	"\n" +
+	"interfaces\x18\a \x03(\v2\x1a.ward.v1.InterfaceCountersR\n" +
+	"interfaces\x12\x14\n" +
+	"\x05error\x18\b \x01(\tR\x05error\"\x9a\x01\n" +
+	"\x11InterfaceCounters\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\rR\x05index\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1f\n" +
+	"\voper_status\x18\x03 \x01(\rR\n" +
+	"operStatus\x12\x1b\n" +
+	"\tin_errors\x18\x04 \x01(\x04R\binErrors\x12\x1d\n" +
+	"\n" +
+	"out_errors\x18\x05 \x01(\x04R\toutErrors*\x8c\x01\n" +
 	"\n" +
 	"CheckState\x12\x1b\n" +
 	"\x17CHECK_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
@@ -2319,7 +2614,7 @@ func file_ward_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_ward_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_ward_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_ward_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_ward_v1_agent_proto_goTypes = []any{
 	(CheckState)(0),               // 0: ward.v1.CheckState
 	(CommandStatus)(0),            // 1: ward.v1.CommandStatus
@@ -2345,63 +2640,70 @@ var file_ward_v1_agent_proto_goTypes = []any{
 	(*WitnessSignature)(nil),      // 21: ward.v1.WitnessSignature
 	(*RenewRequest)(nil),          // 22: ward.v1.RenewRequest
 	(*RenewResponse)(nil),         // 23: ward.v1.RenewResponse
-	nil,                           // 24: ward.v1.DiscoveredDevice.AttributesEntry
-	nil,                           // 25: ward.v1.CommandStep.ParamsEntry
-	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
-	(*SignedPayload)(nil),         // 27: ward.v1.SignedPayload
-	(*HostFacts)(nil),             // 28: ward.v1.HostFacts
-	(*durationpb.Duration)(nil),   // 29: google.protobuf.Duration
+	(*DevicePollReport)(nil),      // 24: ward.v1.DevicePollReport
+	(*DevicePoll)(nil),            // 25: ward.v1.DevicePoll
+	(*InterfaceCounters)(nil),     // 26: ward.v1.InterfaceCounters
+	nil,                           // 27: ward.v1.DiscoveredDevice.AttributesEntry
+	nil,                           // 28: ward.v1.CommandStep.ParamsEntry
+	(*timestamppb.Timestamp)(nil), // 29: google.protobuf.Timestamp
+	(*SignedPayload)(nil),         // 30: ward.v1.SignedPayload
+	(*HostFacts)(nil),             // 31: ward.v1.HostFacts
+	(*durationpb.Duration)(nil),   // 32: google.protobuf.Duration
 }
 var file_ward_v1_agent_proto_depIdxs = []int32{
-	26, // 0: ward.v1.ConnectRequest.created_at:type_name -> google.protobuf.Timestamp
+	29, // 0: ward.v1.ConnectRequest.created_at:type_name -> google.protobuf.Timestamp
 	5,  // 1: ward.v1.ConnectRequest.hello:type_name -> ward.v1.Hello
 	9,  // 2: ward.v1.ConnectRequest.heartbeat:type_name -> ward.v1.Heartbeat
 	11, // 3: ward.v1.ConnectRequest.drift_report:type_name -> ward.v1.DriftReport
 	14, // 4: ward.v1.ConnectRequest.discovery_report:type_name -> ward.v1.DiscoveryReport
 	18, // 5: ward.v1.ConnectRequest.command_result:type_name -> ward.v1.CommandResult
 	21, // 6: ward.v1.ConnectRequest.witness_signature:type_name -> ward.v1.WitnessSignature
-	6,  // 7: ward.v1.ConnectResponse.welcome:type_name -> ward.v1.Welcome
-	7,  // 8: ward.v1.ConnectResponse.ack:type_name -> ward.v1.Ack
-	27, // 9: ward.v1.ConnectResponse.command:type_name -> ward.v1.SignedPayload
-	27, // 10: ward.v1.ConnectResponse.baseline_update:type_name -> ward.v1.SignedPayload
-	8,  // 11: ward.v1.ConnectResponse.renew_certificate:type_name -> ward.v1.RenewCertificate
-	27, // 12: ward.v1.ConnectResponse.checkpoint:type_name -> ward.v1.SignedPayload
-	27, // 13: ward.v1.ConnectResponse.site_config:type_name -> ward.v1.SignedPayload
-	28, // 14: ward.v1.Hello.host:type_name -> ward.v1.HostFacts
-	4,  // 15: ward.v1.Hello.spool:type_name -> ward.v1.SpoolState
-	29, // 16: ward.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
-	26, // 17: ward.v1.Welcome.server_time:type_name -> google.protobuf.Timestamp
-	4,  // 18: ward.v1.Heartbeat.spool:type_name -> ward.v1.SpoolState
-	26, // 19: ward.v1.Heartbeat.cert_not_after:type_name -> google.protobuf.Timestamp
-	0,  // 20: ward.v1.CheckResult.state:type_name -> ward.v1.CheckState
-	26, // 21: ward.v1.CheckResult.since:type_name -> google.protobuf.Timestamp
-	10, // 22: ward.v1.DriftReport.results:type_name -> ward.v1.CheckResult
-	12, // 23: ward.v1.DiscoveredDevice.services:type_name -> ward.v1.DiscoveredService
-	26, // 24: ward.v1.DiscoveredDevice.first_seen:type_name -> google.protobuf.Timestamp
-	26, // 25: ward.v1.DiscoveredDevice.last_seen:type_name -> google.protobuf.Timestamp
-	24, // 26: ward.v1.DiscoveredDevice.attributes:type_name -> ward.v1.DiscoveredDevice.AttributesEntry
-	13, // 27: ward.v1.DiscoveryReport.devices:type_name -> ward.v1.DiscoveredDevice
-	26, // 28: ward.v1.CommandSpec.issued_at:type_name -> google.protobuf.Timestamp
-	26, // 29: ward.v1.CommandSpec.expires_at:type_name -> google.protobuf.Timestamp
-	16, // 30: ward.v1.CommandSpec.steps:type_name -> ward.v1.CommandStep
-	25, // 31: ward.v1.CommandStep.params:type_name -> ward.v1.CommandStep.ParamsEntry
-	29, // 32: ward.v1.CommandStep.timeout:type_name -> google.protobuf.Duration
-	1,  // 33: ward.v1.StepResult.status:type_name -> ward.v1.CommandStatus
-	1,  // 34: ward.v1.CommandResult.status:type_name -> ward.v1.CommandStatus
-	17, // 35: ward.v1.CommandResult.steps:type_name -> ward.v1.StepResult
-	26, // 36: ward.v1.CommandResult.started_at:type_name -> google.protobuf.Timestamp
-	26, // 37: ward.v1.CommandResult.finished_at:type_name -> google.protobuf.Timestamp
-	26, // 38: ward.v1.BaselineSpec.published_at:type_name -> google.protobuf.Timestamp
-	26, // 39: ward.v1.Checkpoint.signed_at:type_name -> google.protobuf.Timestamp
-	2,  // 40: ward.v1.AgentService.Connect:input_type -> ward.v1.ConnectRequest
-	22, // 41: ward.v1.AgentService.Renew:input_type -> ward.v1.RenewRequest
-	3,  // 42: ward.v1.AgentService.Connect:output_type -> ward.v1.ConnectResponse
-	23, // 43: ward.v1.AgentService.Renew:output_type -> ward.v1.RenewResponse
-	42, // [42:44] is the sub-list for method output_type
-	40, // [40:42] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	24, // 7: ward.v1.ConnectRequest.device_poll_report:type_name -> ward.v1.DevicePollReport
+	6,  // 8: ward.v1.ConnectResponse.welcome:type_name -> ward.v1.Welcome
+	7,  // 9: ward.v1.ConnectResponse.ack:type_name -> ward.v1.Ack
+	30, // 10: ward.v1.ConnectResponse.command:type_name -> ward.v1.SignedPayload
+	30, // 11: ward.v1.ConnectResponse.baseline_update:type_name -> ward.v1.SignedPayload
+	8,  // 12: ward.v1.ConnectResponse.renew_certificate:type_name -> ward.v1.RenewCertificate
+	30, // 13: ward.v1.ConnectResponse.checkpoint:type_name -> ward.v1.SignedPayload
+	30, // 14: ward.v1.ConnectResponse.site_config:type_name -> ward.v1.SignedPayload
+	31, // 15: ward.v1.Hello.host:type_name -> ward.v1.HostFacts
+	4,  // 16: ward.v1.Hello.spool:type_name -> ward.v1.SpoolState
+	32, // 17: ward.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
+	29, // 18: ward.v1.Welcome.server_time:type_name -> google.protobuf.Timestamp
+	4,  // 19: ward.v1.Heartbeat.spool:type_name -> ward.v1.SpoolState
+	29, // 20: ward.v1.Heartbeat.cert_not_after:type_name -> google.protobuf.Timestamp
+	0,  // 21: ward.v1.CheckResult.state:type_name -> ward.v1.CheckState
+	29, // 22: ward.v1.CheckResult.since:type_name -> google.protobuf.Timestamp
+	10, // 23: ward.v1.DriftReport.results:type_name -> ward.v1.CheckResult
+	12, // 24: ward.v1.DiscoveredDevice.services:type_name -> ward.v1.DiscoveredService
+	29, // 25: ward.v1.DiscoveredDevice.first_seen:type_name -> google.protobuf.Timestamp
+	29, // 26: ward.v1.DiscoveredDevice.last_seen:type_name -> google.protobuf.Timestamp
+	27, // 27: ward.v1.DiscoveredDevice.attributes:type_name -> ward.v1.DiscoveredDevice.AttributesEntry
+	13, // 28: ward.v1.DiscoveryReport.devices:type_name -> ward.v1.DiscoveredDevice
+	29, // 29: ward.v1.CommandSpec.issued_at:type_name -> google.protobuf.Timestamp
+	29, // 30: ward.v1.CommandSpec.expires_at:type_name -> google.protobuf.Timestamp
+	16, // 31: ward.v1.CommandSpec.steps:type_name -> ward.v1.CommandStep
+	28, // 32: ward.v1.CommandStep.params:type_name -> ward.v1.CommandStep.ParamsEntry
+	32, // 33: ward.v1.CommandStep.timeout:type_name -> google.protobuf.Duration
+	1,  // 34: ward.v1.StepResult.status:type_name -> ward.v1.CommandStatus
+	1,  // 35: ward.v1.CommandResult.status:type_name -> ward.v1.CommandStatus
+	17, // 36: ward.v1.CommandResult.steps:type_name -> ward.v1.StepResult
+	29, // 37: ward.v1.CommandResult.started_at:type_name -> google.protobuf.Timestamp
+	29, // 38: ward.v1.CommandResult.finished_at:type_name -> google.protobuf.Timestamp
+	29, // 39: ward.v1.BaselineSpec.published_at:type_name -> google.protobuf.Timestamp
+	29, // 40: ward.v1.Checkpoint.signed_at:type_name -> google.protobuf.Timestamp
+	25, // 41: ward.v1.DevicePollReport.polls:type_name -> ward.v1.DevicePoll
+	29, // 42: ward.v1.DevicePoll.polled_at:type_name -> google.protobuf.Timestamp
+	26, // 43: ward.v1.DevicePoll.interfaces:type_name -> ward.v1.InterfaceCounters
+	2,  // 44: ward.v1.AgentService.Connect:input_type -> ward.v1.ConnectRequest
+	22, // 45: ward.v1.AgentService.Renew:input_type -> ward.v1.RenewRequest
+	3,  // 46: ward.v1.AgentService.Connect:output_type -> ward.v1.ConnectResponse
+	23, // 47: ward.v1.AgentService.Renew:output_type -> ward.v1.RenewResponse
+	46, // [46:48] is the sub-list for method output_type
+	44, // [44:46] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_ward_v1_agent_proto_init() }
@@ -2417,6 +2719,7 @@ func file_ward_v1_agent_proto_init() {
 		(*ConnectRequest_DiscoveryReport)(nil),
 		(*ConnectRequest_CommandResult)(nil),
 		(*ConnectRequest_WitnessSignature)(nil),
+		(*ConnectRequest_DevicePollReport)(nil),
 	}
 	file_ward_v1_agent_proto_msgTypes[1].OneofWrappers = []any{
 		(*ConnectResponse_Welcome)(nil),
@@ -2433,7 +2736,7 @@ func file_ward_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ward_v1_agent_proto_rawDesc), len(file_ward_v1_agent_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   24,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -155,7 +155,10 @@ type Device struct {
 	// Agent id once an agent enrolled on it.
 	AgentId string `protobuf:"bytes,25,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
 	// SNMP self-description, when known.
-	Description   string `protobuf:"bytes,26,opt,name=description,proto3" json:"description,omitempty"`
+	Description string `protobuf:"bytes,26,opt,name=description,proto3" json:"description,omitempty"`
+	// Health from the collector's SNMP polls, for an agentless device that is polled; unset
+	// before the first poll.
+	Health        *DeviceHealth `protobuf:"bytes,27,opt,name=health,proto3" json:"health,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -372,6 +375,223 @@ func (x *Device) GetDescription() string {
 	return ""
 }
 
+func (x *Device) GetHealth() *DeviceHealth {
+	if x != nil {
+		return x.Health
+	}
+	return nil
+}
+
+// DeviceHealth is what the collector's SNMP polls of an agentless device showed lately.
+type DeviceHealth struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When the last poll finished.
+	LastPoll *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=last_poll,json=lastPoll,proto3" json:"last_poll,omitempty"`
+	// Whether the device answered the last poll.
+	Reachable bool `protobuf:"varint,2,opt,name=reachable,proto3" json:"reachable,omitempty"`
+	// Since when the device has been reachable (or unreachable), as the polls saw it.
+	Since *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=since,proto3" json:"since,omitempty"`
+	// Polls in a row the device did not answer.
+	ConsecutiveFailures uint32 `protobuf:"varint,4,opt,name=consecutive_failures,json=consecutiveFailures,proto3" json:"consecutive_failures,omitempty"`
+	// sysUpTime at the last answered poll, in seconds.
+	UptimeSeconds uint64 `protobuf:"varint,5,opt,name=uptime_seconds,json=uptimeSeconds,proto3" json:"uptime_seconds,omitempty"`
+	// When the device last restarted (its uptime went backwards), as far as Ward saw.
+	LastRestart *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_restart,json=lastRestart,proto3" json:"last_restart,omitempty"`
+	// Why the last poll got no answer.
+	Error string `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	// Id of the open incident about the device being down; empty when none.
+	Incident string `protobuf:"bytes,8,opt,name=incident,proto3" json:"incident,omitempty"`
+	// The device's interfaces at the last answered poll.
+	Interfaces    []*InterfaceHealth `protobuf:"bytes,9,rep,name=interfaces,proto3" json:"interfaces,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeviceHealth) Reset() {
+	*x = DeviceHealth{}
+	mi := &file_ward_v1_inventory_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeviceHealth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeviceHealth) ProtoMessage() {}
+
+func (x *DeviceHealth) ProtoReflect() protoreflect.Message {
+	mi := &file_ward_v1_inventory_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeviceHealth.ProtoReflect.Descriptor instead.
+func (*DeviceHealth) Descriptor() ([]byte, []int) {
+	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *DeviceHealth) GetLastPoll() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastPoll
+	}
+	return nil
+}
+
+func (x *DeviceHealth) GetReachable() bool {
+	if x != nil {
+		return x.Reachable
+	}
+	return false
+}
+
+func (x *DeviceHealth) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *DeviceHealth) GetConsecutiveFailures() uint32 {
+	if x != nil {
+		return x.ConsecutiveFailures
+	}
+	return 0
+}
+
+func (x *DeviceHealth) GetUptimeSeconds() uint64 {
+	if x != nil {
+		return x.UptimeSeconds
+	}
+	return 0
+}
+
+func (x *DeviceHealth) GetLastRestart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastRestart
+	}
+	return nil
+}
+
+func (x *DeviceHealth) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *DeviceHealth) GetIncident() string {
+	if x != nil {
+		return x.Incident
+	}
+	return ""
+}
+
+func (x *DeviceHealth) GetInterfaces() []*InterfaceHealth {
+	if x != nil {
+		return x.Interfaces
+	}
+	return nil
+}
+
+// InterfaceHealth is one interface of a polled device.
+type InterfaceHealth struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ifIndex.
+	Index uint32 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// ifDescr.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Operational status word: up, down, testing, unknown, dormant, not_present,
+	// lower_layer_down; empty when not offered.
+	Status string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	// ifInErrors at the last poll.
+	InErrors uint64 `protobuf:"varint,4,opt,name=in_errors,json=inErrors,proto3" json:"in_errors,omitempty"`
+	// ifOutErrors at the last poll.
+	OutErrors uint64 `protobuf:"varint,5,opt,name=out_errors,json=outErrors,proto3" json:"out_errors,omitempty"`
+	// Errors (in and out) counted since the previous poll.
+	NewErrors     uint64 `protobuf:"varint,6,opt,name=new_errors,json=newErrors,proto3" json:"new_errors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InterfaceHealth) Reset() {
+	*x = InterfaceHealth{}
+	mi := &file_ward_v1_inventory_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InterfaceHealth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InterfaceHealth) ProtoMessage() {}
+
+func (x *InterfaceHealth) ProtoReflect() protoreflect.Message {
+	mi := &file_ward_v1_inventory_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InterfaceHealth.ProtoReflect.Descriptor instead.
+func (*InterfaceHealth) Descriptor() ([]byte, []int) {
+	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *InterfaceHealth) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *InterfaceHealth) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *InterfaceHealth) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *InterfaceHealth) GetInErrors() uint64 {
+	if x != nil {
+		return x.InErrors
+	}
+	return 0
+}
+
+func (x *InterfaceHealth) GetOutErrors() uint64 {
+	if x != nil {
+		return x.OutErrors
+	}
+	return 0
+}
+
+func (x *InterfaceHealth) GetNewErrors() uint64 {
+	if x != nil {
+		return x.NewErrors
+	}
+	return 0
+}
+
 // ListDevicesRequest filters the inventory. Empty fields match everything.
 type ListDevicesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -389,7 +609,7 @@ type ListDevicesRequest struct {
 
 func (x *ListDevicesRequest) Reset() {
 	*x = ListDevicesRequest{}
-	mi := &file_ward_v1_inventory_proto_msgTypes[1]
+	mi := &file_ward_v1_inventory_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -401,7 +621,7 @@ func (x *ListDevicesRequest) String() string {
 func (*ListDevicesRequest) ProtoMessage() {}
 
 func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_inventory_proto_msgTypes[1]
+	mi := &file_ward_v1_inventory_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -414,7 +634,7 @@ func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesRequest.ProtoReflect.Descriptor instead.
 func (*ListDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{1}
+	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ListDevicesRequest) GetTenant() string {
@@ -456,7 +676,7 @@ type ListDevicesResponse struct {
 
 func (x *ListDevicesResponse) Reset() {
 	*x = ListDevicesResponse{}
-	mi := &file_ward_v1_inventory_proto_msgTypes[2]
+	mi := &file_ward_v1_inventory_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -468,7 +688,7 @@ func (x *ListDevicesResponse) String() string {
 func (*ListDevicesResponse) ProtoMessage() {}
 
 func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_inventory_proto_msgTypes[2]
+	mi := &file_ward_v1_inventory_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -481,7 +701,7 @@ func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesResponse.ProtoReflect.Descriptor instead.
 func (*ListDevicesResponse) Descriptor() ([]byte, []int) {
-	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{2}
+	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ListDevicesResponse) GetDevices() []*Device {
@@ -504,7 +724,7 @@ type GetDeviceRequest struct {
 
 func (x *GetDeviceRequest) Reset() {
 	*x = GetDeviceRequest{}
-	mi := &file_ward_v1_inventory_proto_msgTypes[3]
+	mi := &file_ward_v1_inventory_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -516,7 +736,7 @@ func (x *GetDeviceRequest) String() string {
 func (*GetDeviceRequest) ProtoMessage() {}
 
 func (x *GetDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_inventory_proto_msgTypes[3]
+	mi := &file_ward_v1_inventory_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -529,7 +749,7 @@ func (x *GetDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceRequest.ProtoReflect.Descriptor instead.
 func (*GetDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{3}
+	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetDeviceRequest) GetTenant() string {
@@ -557,7 +777,7 @@ type GetDeviceResponse struct {
 
 func (x *GetDeviceResponse) Reset() {
 	*x = GetDeviceResponse{}
-	mi := &file_ward_v1_inventory_proto_msgTypes[4]
+	mi := &file_ward_v1_inventory_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -569,7 +789,7 @@ func (x *GetDeviceResponse) String() string {
 func (*GetDeviceResponse) ProtoMessage() {}
 
 func (x *GetDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_inventory_proto_msgTypes[4]
+	mi := &file_ward_v1_inventory_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -582,7 +802,7 @@ func (x *GetDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceResponse.ProtoReflect.Descriptor instead.
 func (*GetDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{4}
+	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetDeviceResponse) GetDevice() *Device {
@@ -605,7 +825,7 @@ type ApproveDeviceRequest struct {
 
 func (x *ApproveDeviceRequest) Reset() {
 	*x = ApproveDeviceRequest{}
-	mi := &file_ward_v1_inventory_proto_msgTypes[5]
+	mi := &file_ward_v1_inventory_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -617,7 +837,7 @@ func (x *ApproveDeviceRequest) String() string {
 func (*ApproveDeviceRequest) ProtoMessage() {}
 
 func (x *ApproveDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_inventory_proto_msgTypes[5]
+	mi := &file_ward_v1_inventory_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -630,7 +850,7 @@ func (x *ApproveDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveDeviceRequest.ProtoReflect.Descriptor instead.
 func (*ApproveDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{5}
+	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ApproveDeviceRequest) GetTenant() string {
@@ -658,7 +878,7 @@ type ApproveDeviceResponse struct {
 
 func (x *ApproveDeviceResponse) Reset() {
 	*x = ApproveDeviceResponse{}
-	mi := &file_ward_v1_inventory_proto_msgTypes[6]
+	mi := &file_ward_v1_inventory_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -670,7 +890,7 @@ func (x *ApproveDeviceResponse) String() string {
 func (*ApproveDeviceResponse) ProtoMessage() {}
 
 func (x *ApproveDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_inventory_proto_msgTypes[6]
+	mi := &file_ward_v1_inventory_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -683,7 +903,7 @@ func (x *ApproveDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveDeviceResponse.ProtoReflect.Descriptor instead.
 func (*ApproveDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{6}
+	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ApproveDeviceResponse) GetDevice() *Device {
@@ -708,7 +928,7 @@ type ExcludeDeviceRequest struct {
 
 func (x *ExcludeDeviceRequest) Reset() {
 	*x = ExcludeDeviceRequest{}
-	mi := &file_ward_v1_inventory_proto_msgTypes[7]
+	mi := &file_ward_v1_inventory_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -720,7 +940,7 @@ func (x *ExcludeDeviceRequest) String() string {
 func (*ExcludeDeviceRequest) ProtoMessage() {}
 
 func (x *ExcludeDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_inventory_proto_msgTypes[7]
+	mi := &file_ward_v1_inventory_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -733,7 +953,7 @@ func (x *ExcludeDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExcludeDeviceRequest.ProtoReflect.Descriptor instead.
 func (*ExcludeDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{7}
+	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ExcludeDeviceRequest) GetTenant() string {
@@ -768,7 +988,7 @@ type ExcludeDeviceResponse struct {
 
 func (x *ExcludeDeviceResponse) Reset() {
 	*x = ExcludeDeviceResponse{}
-	mi := &file_ward_v1_inventory_proto_msgTypes[8]
+	mi := &file_ward_v1_inventory_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -780,7 +1000,7 @@ func (x *ExcludeDeviceResponse) String() string {
 func (*ExcludeDeviceResponse) ProtoMessage() {}
 
 func (x *ExcludeDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_inventory_proto_msgTypes[8]
+	mi := &file_ward_v1_inventory_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -793,7 +1013,7 @@ func (x *ExcludeDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExcludeDeviceResponse.ProtoReflect.Descriptor instead.
 func (*ExcludeDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{8}
+	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ExcludeDeviceResponse) GetDevice() *Device {
@@ -834,7 +1054,7 @@ type ScanStatus struct {
 
 func (x *ScanStatus) Reset() {
 	*x = ScanStatus{}
-	mi := &file_ward_v1_inventory_proto_msgTypes[9]
+	mi := &file_ward_v1_inventory_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -846,7 +1066,7 @@ func (x *ScanStatus) String() string {
 func (*ScanStatus) ProtoMessage() {}
 
 func (x *ScanStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_inventory_proto_msgTypes[9]
+	mi := &file_ward_v1_inventory_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -859,7 +1079,7 @@ func (x *ScanStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanStatus.ProtoReflect.Descriptor instead.
 func (*ScanStatus) Descriptor() ([]byte, []int) {
-	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{9}
+	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ScanStatus) GetTenant() string {
@@ -950,7 +1170,7 @@ type GetDiscoveryStatusRequest struct {
 
 func (x *GetDiscoveryStatusRequest) Reset() {
 	*x = GetDiscoveryStatusRequest{}
-	mi := &file_ward_v1_inventory_proto_msgTypes[10]
+	mi := &file_ward_v1_inventory_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -962,7 +1182,7 @@ func (x *GetDiscoveryStatusRequest) String() string {
 func (*GetDiscoveryStatusRequest) ProtoMessage() {}
 
 func (x *GetDiscoveryStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_inventory_proto_msgTypes[10]
+	mi := &file_ward_v1_inventory_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -975,7 +1195,7 @@ func (x *GetDiscoveryStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDiscoveryStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetDiscoveryStatusRequest) Descriptor() ([]byte, []int) {
-	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{10}
+	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetDiscoveryStatusRequest) GetTenant() string {
@@ -996,7 +1216,7 @@ type GetDiscoveryStatusResponse struct {
 
 func (x *GetDiscoveryStatusResponse) Reset() {
 	*x = GetDiscoveryStatusResponse{}
-	mi := &file_ward_v1_inventory_proto_msgTypes[11]
+	mi := &file_ward_v1_inventory_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1008,7 +1228,7 @@ func (x *GetDiscoveryStatusResponse) String() string {
 func (*GetDiscoveryStatusResponse) ProtoMessage() {}
 
 func (x *GetDiscoveryStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_inventory_proto_msgTypes[11]
+	mi := &file_ward_v1_inventory_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1021,7 +1241,7 @@ func (x *GetDiscoveryStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDiscoveryStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetDiscoveryStatusResponse) Descriptor() ([]byte, []int) {
-	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{11}
+	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetDiscoveryStatusResponse) GetScans() []*ScanStatus {
@@ -1060,7 +1280,7 @@ type SNMPCredential struct {
 
 func (x *SNMPCredential) Reset() {
 	*x = SNMPCredential{}
-	mi := &file_ward_v1_inventory_proto_msgTypes[12]
+	mi := &file_ward_v1_inventory_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1072,7 +1292,7 @@ func (x *SNMPCredential) String() string {
 func (*SNMPCredential) ProtoMessage() {}
 
 func (x *SNMPCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_inventory_proto_msgTypes[12]
+	mi := &file_ward_v1_inventory_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1085,7 +1305,7 @@ func (x *SNMPCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SNMPCredential.ProtoReflect.Descriptor instead.
 func (*SNMPCredential) Descriptor() ([]byte, []int) {
-	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{12}
+	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SNMPCredential) GetVersion() string {
@@ -1190,7 +1410,7 @@ type SiteConfig struct {
 
 func (x *SiteConfig) Reset() {
 	*x = SiteConfig{}
-	mi := &file_ward_v1_inventory_proto_msgTypes[13]
+	mi := &file_ward_v1_inventory_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1202,7 +1422,7 @@ func (x *SiteConfig) String() string {
 func (*SiteConfig) ProtoMessage() {}
 
 func (x *SiteConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_inventory_proto_msgTypes[13]
+	mi := &file_ward_v1_inventory_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1215,7 +1435,7 @@ func (x *SiteConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteConfig.ProtoReflect.Descriptor instead.
 func (*SiteConfig) Descriptor() ([]byte, []int) {
-	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{13}
+	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SiteConfig) GetSubnets() []string {
@@ -1306,7 +1526,7 @@ type GetSiteConfigRequest struct {
 
 func (x *GetSiteConfigRequest) Reset() {
 	*x = GetSiteConfigRequest{}
-	mi := &file_ward_v1_inventory_proto_msgTypes[14]
+	mi := &file_ward_v1_inventory_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1318,7 +1538,7 @@ func (x *GetSiteConfigRequest) String() string {
 func (*GetSiteConfigRequest) ProtoMessage() {}
 
 func (x *GetSiteConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_inventory_proto_msgTypes[14]
+	mi := &file_ward_v1_inventory_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1331,7 +1551,7 @@ func (x *GetSiteConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSiteConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetSiteConfigRequest) Descriptor() ([]byte, []int) {
-	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{14}
+	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetSiteConfigRequest) GetTenant() string {
@@ -1352,7 +1572,7 @@ type GetSiteConfigResponse struct {
 
 func (x *GetSiteConfigResponse) Reset() {
 	*x = GetSiteConfigResponse{}
-	mi := &file_ward_v1_inventory_proto_msgTypes[15]
+	mi := &file_ward_v1_inventory_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1364,7 +1584,7 @@ func (x *GetSiteConfigResponse) String() string {
 func (*GetSiteConfigResponse) ProtoMessage() {}
 
 func (x *GetSiteConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_inventory_proto_msgTypes[15]
+	mi := &file_ward_v1_inventory_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1377,7 +1597,7 @@ func (x *GetSiteConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSiteConfigResponse.ProtoReflect.Descriptor instead.
 func (*GetSiteConfigResponse) Descriptor() ([]byte, []int) {
-	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{15}
+	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetSiteConfigResponse) GetConfig() *SiteConfig {
@@ -1401,7 +1621,7 @@ type SetSiteConfigRequest struct {
 
 func (x *SetSiteConfigRequest) Reset() {
 	*x = SetSiteConfigRequest{}
-	mi := &file_ward_v1_inventory_proto_msgTypes[16]
+	mi := &file_ward_v1_inventory_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1413,7 +1633,7 @@ func (x *SetSiteConfigRequest) String() string {
 func (*SetSiteConfigRequest) ProtoMessage() {}
 
 func (x *SetSiteConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_inventory_proto_msgTypes[16]
+	mi := &file_ward_v1_inventory_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1426,7 +1646,7 @@ func (x *SetSiteConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetSiteConfigRequest.ProtoReflect.Descriptor instead.
 func (*SetSiteConfigRequest) Descriptor() ([]byte, []int) {
-	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{16}
+	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SetSiteConfigRequest) GetTenant() string {
@@ -1454,7 +1674,7 @@ type SetSiteConfigResponse struct {
 
 func (x *SetSiteConfigResponse) Reset() {
 	*x = SetSiteConfigResponse{}
-	mi := &file_ward_v1_inventory_proto_msgTypes[17]
+	mi := &file_ward_v1_inventory_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1466,7 +1686,7 @@ func (x *SetSiteConfigResponse) String() string {
 func (*SetSiteConfigResponse) ProtoMessage() {}
 
 func (x *SetSiteConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_inventory_proto_msgTypes[17]
+	mi := &file_ward_v1_inventory_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1479,7 +1699,7 @@ func (x *SetSiteConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetSiteConfigResponse.ProtoReflect.Descriptor instead.
 func (*SetSiteConfigResponse) Descriptor() ([]byte, []int) {
-	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{17}
+	return file_ward_v1_inventory_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SetSiteConfigResponse) GetConfig() *SiteConfig {
@@ -1493,7 +1713,7 @@ var File_ward_v1_inventory_proto protoreflect.FileDescriptor
 
 const file_ward_v1_inventory_proto_rawDesc = "" +
 	"\n" +
-	"\x17ward/v1/inventory.proto\x12\award.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13ward/v1/agent.proto\"\xe1\x06\n" +
+	"\x17ward/v1/inventory.proto\x12\award.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13ward/v1/agent.proto\"\x90\a\n" +
 	"\x06Device\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x10\n" +
@@ -1526,7 +1746,29 @@ const file_ward_v1_inventory_proto_rawDesc = "" +
 	"\bstate_by\x18\x17 \x01(\tR\astateBy\x12D\n" +
 	"\x10state_changed_at\x18\x18 \x01(\v2\x1a.google.protobuf.TimestampR\x0estateChangedAt\x12\x19\n" +
 	"\bagent_id\x18\x19 \x01(\tR\aagentId\x12 \n" +
-	"\vdescription\x18\x1a \x01(\tR\vdescription\"\x80\x01\n" +
+	"\vdescription\x18\x1a \x01(\tR\vdescription\x12-\n" +
+	"\x06health\x18\x1b \x01(\v2\x15.ward.v1.DeviceHealthR\x06health\"\x9c\x03\n" +
+	"\fDeviceHealth\x127\n" +
+	"\tlast_poll\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\blastPoll\x12\x1c\n" +
+	"\treachable\x18\x02 \x01(\bR\treachable\x120\n" +
+	"\x05since\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x121\n" +
+	"\x14consecutive_failures\x18\x04 \x01(\rR\x13consecutiveFailures\x12%\n" +
+	"\x0euptime_seconds\x18\x05 \x01(\x04R\ruptimeSeconds\x12=\n" +
+	"\flast_restart\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vlastRestart\x12\x14\n" +
+	"\x05error\x18\a \x01(\tR\x05error\x12\x1a\n" +
+	"\bincident\x18\b \x01(\tR\bincident\x128\n" +
+	"\n" +
+	"interfaces\x18\t \x03(\v2\x18.ward.v1.InterfaceHealthR\n" +
+	"interfaces\"\xae\x01\n" +
+	"\x0fInterfaceHealth\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\rR\x05index\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06status\x18\x03 \x01(\tR\x06status\x12\x1b\n" +
+	"\tin_errors\x18\x04 \x01(\x04R\binErrors\x12\x1d\n" +
+	"\n" +
+	"out_errors\x18\x05 \x01(\x04R\toutErrors\x12\x1d\n" +
+	"\n" +
+	"new_errors\x18\x06 \x01(\x04R\tnewErrors\"\x80\x01\n" +
 	"\x12ListDevicesRequest\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x12\n" +
@@ -1644,70 +1886,77 @@ func file_ward_v1_inventory_proto_rawDescGZIP() []byte {
 }
 
 var file_ward_v1_inventory_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ward_v1_inventory_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_ward_v1_inventory_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_ward_v1_inventory_proto_goTypes = []any{
 	(DeviceState)(0),                   // 0: ward.v1.DeviceState
 	(*Device)(nil),                     // 1: ward.v1.Device
-	(*ListDevicesRequest)(nil),         // 2: ward.v1.ListDevicesRequest
-	(*ListDevicesResponse)(nil),        // 3: ward.v1.ListDevicesResponse
-	(*GetDeviceRequest)(nil),           // 4: ward.v1.GetDeviceRequest
-	(*GetDeviceResponse)(nil),          // 5: ward.v1.GetDeviceResponse
-	(*ApproveDeviceRequest)(nil),       // 6: ward.v1.ApproveDeviceRequest
-	(*ApproveDeviceResponse)(nil),      // 7: ward.v1.ApproveDeviceResponse
-	(*ExcludeDeviceRequest)(nil),       // 8: ward.v1.ExcludeDeviceRequest
-	(*ExcludeDeviceResponse)(nil),      // 9: ward.v1.ExcludeDeviceResponse
-	(*ScanStatus)(nil),                 // 10: ward.v1.ScanStatus
-	(*GetDiscoveryStatusRequest)(nil),  // 11: ward.v1.GetDiscoveryStatusRequest
-	(*GetDiscoveryStatusResponse)(nil), // 12: ward.v1.GetDiscoveryStatusResponse
-	(*SNMPCredential)(nil),             // 13: ward.v1.SNMPCredential
-	(*SiteConfig)(nil),                 // 14: ward.v1.SiteConfig
-	(*GetSiteConfigRequest)(nil),       // 15: ward.v1.GetSiteConfigRequest
-	(*GetSiteConfigResponse)(nil),      // 16: ward.v1.GetSiteConfigResponse
-	(*SetSiteConfigRequest)(nil),       // 17: ward.v1.SetSiteConfigRequest
-	(*SetSiteConfigResponse)(nil),      // 18: ward.v1.SetSiteConfigResponse
-	(*DiscoveredService)(nil),          // 19: ward.v1.DiscoveredService
-	(*timestamppb.Timestamp)(nil),      // 20: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),        // 21: google.protobuf.Duration
+	(*DeviceHealth)(nil),               // 2: ward.v1.DeviceHealth
+	(*InterfaceHealth)(nil),            // 3: ward.v1.InterfaceHealth
+	(*ListDevicesRequest)(nil),         // 4: ward.v1.ListDevicesRequest
+	(*ListDevicesResponse)(nil),        // 5: ward.v1.ListDevicesResponse
+	(*GetDeviceRequest)(nil),           // 6: ward.v1.GetDeviceRequest
+	(*GetDeviceResponse)(nil),          // 7: ward.v1.GetDeviceResponse
+	(*ApproveDeviceRequest)(nil),       // 8: ward.v1.ApproveDeviceRequest
+	(*ApproveDeviceResponse)(nil),      // 9: ward.v1.ApproveDeviceResponse
+	(*ExcludeDeviceRequest)(nil),       // 10: ward.v1.ExcludeDeviceRequest
+	(*ExcludeDeviceResponse)(nil),      // 11: ward.v1.ExcludeDeviceResponse
+	(*ScanStatus)(nil),                 // 12: ward.v1.ScanStatus
+	(*GetDiscoveryStatusRequest)(nil),  // 13: ward.v1.GetDiscoveryStatusRequest
+	(*GetDiscoveryStatusResponse)(nil), // 14: ward.v1.GetDiscoveryStatusResponse
+	(*SNMPCredential)(nil),             // 15: ward.v1.SNMPCredential
+	(*SiteConfig)(nil),                 // 16: ward.v1.SiteConfig
+	(*GetSiteConfigRequest)(nil),       // 17: ward.v1.GetSiteConfigRequest
+	(*GetSiteConfigResponse)(nil),      // 18: ward.v1.GetSiteConfigResponse
+	(*SetSiteConfigRequest)(nil),       // 19: ward.v1.SetSiteConfigRequest
+	(*SetSiteConfigResponse)(nil),      // 20: ward.v1.SetSiteConfigResponse
+	(*DiscoveredService)(nil),          // 21: ward.v1.DiscoveredService
+	(*timestamppb.Timestamp)(nil),      // 22: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),        // 23: google.protobuf.Duration
 }
 var file_ward_v1_inventory_proto_depIdxs = []int32{
-	19, // 0: ward.v1.Device.services:type_name -> ward.v1.DiscoveredService
-	20, // 1: ward.v1.Device.first_seen:type_name -> google.protobuf.Timestamp
-	20, // 2: ward.v1.Device.last_seen:type_name -> google.protobuf.Timestamp
+	21, // 0: ward.v1.Device.services:type_name -> ward.v1.DiscoveredService
+	22, // 1: ward.v1.Device.first_seen:type_name -> google.protobuf.Timestamp
+	22, // 2: ward.v1.Device.last_seen:type_name -> google.protobuf.Timestamp
 	0,  // 3: ward.v1.Device.state:type_name -> ward.v1.DeviceState
-	20, // 4: ward.v1.Device.state_changed_at:type_name -> google.protobuf.Timestamp
-	0,  // 5: ward.v1.ListDevicesRequest.state:type_name -> ward.v1.DeviceState
-	1,  // 6: ward.v1.ListDevicesResponse.devices:type_name -> ward.v1.Device
-	1,  // 7: ward.v1.GetDeviceResponse.device:type_name -> ward.v1.Device
-	1,  // 8: ward.v1.ApproveDeviceResponse.device:type_name -> ward.v1.Device
-	1,  // 9: ward.v1.ExcludeDeviceResponse.device:type_name -> ward.v1.Device
-	20, // 10: ward.v1.ScanStatus.started_at:type_name -> google.protobuf.Timestamp
-	20, // 11: ward.v1.ScanStatus.updated_at:type_name -> google.protobuf.Timestamp
-	10, // 12: ward.v1.GetDiscoveryStatusResponse.scans:type_name -> ward.v1.ScanStatus
-	13, // 13: ward.v1.SiteConfig.snmp:type_name -> ward.v1.SNMPCredential
-	21, // 14: ward.v1.SiteConfig.scan_interval:type_name -> google.protobuf.Duration
-	20, // 15: ward.v1.SiteConfig.updated_at:type_name -> google.protobuf.Timestamp
-	14, // 16: ward.v1.GetSiteConfigResponse.config:type_name -> ward.v1.SiteConfig
-	14, // 17: ward.v1.SetSiteConfigRequest.config:type_name -> ward.v1.SiteConfig
-	14, // 18: ward.v1.SetSiteConfigResponse.config:type_name -> ward.v1.SiteConfig
-	2,  // 19: ward.v1.InventoryService.ListDevices:input_type -> ward.v1.ListDevicesRequest
-	4,  // 20: ward.v1.InventoryService.GetDevice:input_type -> ward.v1.GetDeviceRequest
-	6,  // 21: ward.v1.InventoryService.ApproveDevice:input_type -> ward.v1.ApproveDeviceRequest
-	8,  // 22: ward.v1.InventoryService.ExcludeDevice:input_type -> ward.v1.ExcludeDeviceRequest
-	11, // 23: ward.v1.InventoryService.GetDiscoveryStatus:input_type -> ward.v1.GetDiscoveryStatusRequest
-	15, // 24: ward.v1.InventoryService.GetSiteConfig:input_type -> ward.v1.GetSiteConfigRequest
-	17, // 25: ward.v1.InventoryService.SetSiteConfig:input_type -> ward.v1.SetSiteConfigRequest
-	3,  // 26: ward.v1.InventoryService.ListDevices:output_type -> ward.v1.ListDevicesResponse
-	5,  // 27: ward.v1.InventoryService.GetDevice:output_type -> ward.v1.GetDeviceResponse
-	7,  // 28: ward.v1.InventoryService.ApproveDevice:output_type -> ward.v1.ApproveDeviceResponse
-	9,  // 29: ward.v1.InventoryService.ExcludeDevice:output_type -> ward.v1.ExcludeDeviceResponse
-	12, // 30: ward.v1.InventoryService.GetDiscoveryStatus:output_type -> ward.v1.GetDiscoveryStatusResponse
-	16, // 31: ward.v1.InventoryService.GetSiteConfig:output_type -> ward.v1.GetSiteConfigResponse
-	18, // 32: ward.v1.InventoryService.SetSiteConfig:output_type -> ward.v1.SetSiteConfigResponse
-	26, // [26:33] is the sub-list for method output_type
-	19, // [19:26] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	22, // 4: ward.v1.Device.state_changed_at:type_name -> google.protobuf.Timestamp
+	2,  // 5: ward.v1.Device.health:type_name -> ward.v1.DeviceHealth
+	22, // 6: ward.v1.DeviceHealth.last_poll:type_name -> google.protobuf.Timestamp
+	22, // 7: ward.v1.DeviceHealth.since:type_name -> google.protobuf.Timestamp
+	22, // 8: ward.v1.DeviceHealth.last_restart:type_name -> google.protobuf.Timestamp
+	3,  // 9: ward.v1.DeviceHealth.interfaces:type_name -> ward.v1.InterfaceHealth
+	0,  // 10: ward.v1.ListDevicesRequest.state:type_name -> ward.v1.DeviceState
+	1,  // 11: ward.v1.ListDevicesResponse.devices:type_name -> ward.v1.Device
+	1,  // 12: ward.v1.GetDeviceResponse.device:type_name -> ward.v1.Device
+	1,  // 13: ward.v1.ApproveDeviceResponse.device:type_name -> ward.v1.Device
+	1,  // 14: ward.v1.ExcludeDeviceResponse.device:type_name -> ward.v1.Device
+	22, // 15: ward.v1.ScanStatus.started_at:type_name -> google.protobuf.Timestamp
+	22, // 16: ward.v1.ScanStatus.updated_at:type_name -> google.protobuf.Timestamp
+	12, // 17: ward.v1.GetDiscoveryStatusResponse.scans:type_name -> ward.v1.ScanStatus
+	15, // 18: ward.v1.SiteConfig.snmp:type_name -> ward.v1.SNMPCredential
+	23, // 19: ward.v1.SiteConfig.scan_interval:type_name -> google.protobuf.Duration
+	22, // 20: ward.v1.SiteConfig.updated_at:type_name -> google.protobuf.Timestamp
+	16, // 21: ward.v1.GetSiteConfigResponse.config:type_name -> ward.v1.SiteConfig
+	16, // 22: ward.v1.SetSiteConfigRequest.config:type_name -> ward.v1.SiteConfig
+	16, // 23: ward.v1.SetSiteConfigResponse.config:type_name -> ward.v1.SiteConfig
+	4,  // 24: ward.v1.InventoryService.ListDevices:input_type -> ward.v1.ListDevicesRequest
+	6,  // 25: ward.v1.InventoryService.GetDevice:input_type -> ward.v1.GetDeviceRequest
+	8,  // 26: ward.v1.InventoryService.ApproveDevice:input_type -> ward.v1.ApproveDeviceRequest
+	10, // 27: ward.v1.InventoryService.ExcludeDevice:input_type -> ward.v1.ExcludeDeviceRequest
+	13, // 28: ward.v1.InventoryService.GetDiscoveryStatus:input_type -> ward.v1.GetDiscoveryStatusRequest
+	17, // 29: ward.v1.InventoryService.GetSiteConfig:input_type -> ward.v1.GetSiteConfigRequest
+	19, // 30: ward.v1.InventoryService.SetSiteConfig:input_type -> ward.v1.SetSiteConfigRequest
+	5,  // 31: ward.v1.InventoryService.ListDevices:output_type -> ward.v1.ListDevicesResponse
+	7,  // 32: ward.v1.InventoryService.GetDevice:output_type -> ward.v1.GetDeviceResponse
+	9,  // 33: ward.v1.InventoryService.ApproveDevice:output_type -> ward.v1.ApproveDeviceResponse
+	11, // 34: ward.v1.InventoryService.ExcludeDevice:output_type -> ward.v1.ExcludeDeviceResponse
+	14, // 35: ward.v1.InventoryService.GetDiscoveryStatus:output_type -> ward.v1.GetDiscoveryStatusResponse
+	18, // 36: ward.v1.InventoryService.GetSiteConfig:output_type -> ward.v1.GetSiteConfigResponse
+	20, // 37: ward.v1.InventoryService.SetSiteConfig:output_type -> ward.v1.SetSiteConfigResponse
+	31, // [31:38] is the sub-list for method output_type
+	24, // [24:31] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_ward_v1_inventory_proto_init() }
@@ -1722,7 +1971,7 @@ func file_ward_v1_inventory_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ward_v1_inventory_proto_rawDesc), len(file_ward_v1_inventory_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
