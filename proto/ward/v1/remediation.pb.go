@@ -745,6 +745,180 @@ func (x *ListChecksResponse) GetChecks() []*CheckStatus {
 	return nil
 }
 
+// RunChecksRequest selects the agents to evaluate; exactly one of agent and tenant is set.
+type RunChecksRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Agent id.
+	Agent string `protobuf:"bytes,1,opt,name=agent,proto3" json:"agent,omitempty"`
+	// Tenant id: every agent of the tenant that is not revoked.
+	Tenant string `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// Report every check, not only those whose state changed since the last report.
+	FullSnapshot  bool `protobuf:"varint,3,opt,name=full_snapshot,json=fullSnapshot,proto3" json:"full_snapshot,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunChecksRequest) Reset() {
+	*x = RunChecksRequest{}
+	mi := &file_ward_v1_remediation_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunChecksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunChecksRequest) ProtoMessage() {}
+
+func (x *RunChecksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ward_v1_remediation_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunChecksRequest.ProtoReflect.Descriptor instead.
+func (*RunChecksRequest) Descriptor() ([]byte, []int) {
+	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RunChecksRequest) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+func (x *RunChecksRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *RunChecksRequest) GetFullSnapshot() bool {
+	if x != nil {
+		return x.FullSnapshot
+	}
+	return false
+}
+
+// CheckRun is the evaluation requested of one agent.
+type CheckRun struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Agent id.
+	Agent string `protobuf:"bytes,1,opt,name=agent,proto3" json:"agent,omitempty"`
+	// Id of the evaluate_baseline command; the drift report it causes carries it.
+	CommandId string `protobuf:"bytes,2,opt,name=command_id,json=commandId,proto3" json:"command_id,omitempty"`
+	// "pending" (agent not connected: sent when it connects) or "sent".
+	Status        string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckRun) Reset() {
+	*x = CheckRun{}
+	mi := &file_ward_v1_remediation_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckRun) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckRun) ProtoMessage() {}
+
+func (x *CheckRun) ProtoReflect() protoreflect.Message {
+	mi := &file_ward_v1_remediation_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckRun.ProtoReflect.Descriptor instead.
+func (*CheckRun) Descriptor() ([]byte, []int) {
+	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CheckRun) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+func (x *CheckRun) GetCommandId() string {
+	if x != nil {
+		return x.CommandId
+	}
+	return ""
+}
+
+func (x *CheckRun) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+// RunChecksResponse lists the evaluations requested.
+type RunChecksResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per agent, ordered by agent id.
+	Runs          []*CheckRun `protobuf:"bytes,1,rep,name=runs,proto3" json:"runs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunChecksResponse) Reset() {
+	*x = RunChecksResponse{}
+	mi := &file_ward_v1_remediation_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunChecksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunChecksResponse) ProtoMessage() {}
+
+func (x *RunChecksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ward_v1_remediation_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunChecksResponse.ProtoReflect.Descriptor instead.
+func (*RunChecksResponse) Descriptor() ([]byte, []int) {
+	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RunChecksResponse) GetRuns() []*CheckRun {
+	if x != nil {
+		return x.Runs
+	}
+	return nil
+}
+
 // IncidentEvent is one step of an incident's history.
 type IncidentEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -766,7 +940,7 @@ type IncidentEvent struct {
 
 func (x *IncidentEvent) Reset() {
 	*x = IncidentEvent{}
-	mi := &file_ward_v1_remediation_proto_msgTypes[12]
+	mi := &file_ward_v1_remediation_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -778,7 +952,7 @@ func (x *IncidentEvent) String() string {
 func (*IncidentEvent) ProtoMessage() {}
 
 func (x *IncidentEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_remediation_proto_msgTypes[12]
+	mi := &file_ward_v1_remediation_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -791,7 +965,7 @@ func (x *IncidentEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IncidentEvent.ProtoReflect.Descriptor instead.
 func (*IncidentEvent) Descriptor() ([]byte, []int) {
-	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{12}
+	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *IncidentEvent) GetAt() *timestamppb.Timestamp {
@@ -877,7 +1051,7 @@ type Incident struct {
 
 func (x *Incident) Reset() {
 	*x = Incident{}
-	mi := &file_ward_v1_remediation_proto_msgTypes[13]
+	mi := &file_ward_v1_remediation_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -889,7 +1063,7 @@ func (x *Incident) String() string {
 func (*Incident) ProtoMessage() {}
 
 func (x *Incident) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_remediation_proto_msgTypes[13]
+	mi := &file_ward_v1_remediation_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -902,7 +1076,7 @@ func (x *Incident) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Incident.ProtoReflect.Descriptor instead.
 func (*Incident) Descriptor() ([]byte, []int) {
-	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{13}
+	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Incident) GetId() string {
@@ -1034,7 +1208,7 @@ type ListIncidentsRequest struct {
 
 func (x *ListIncidentsRequest) Reset() {
 	*x = ListIncidentsRequest{}
-	mi := &file_ward_v1_remediation_proto_msgTypes[14]
+	mi := &file_ward_v1_remediation_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1046,7 +1220,7 @@ func (x *ListIncidentsRequest) String() string {
 func (*ListIncidentsRequest) ProtoMessage() {}
 
 func (x *ListIncidentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_remediation_proto_msgTypes[14]
+	mi := &file_ward_v1_remediation_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1059,7 +1233,7 @@ func (x *ListIncidentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListIncidentsRequest.ProtoReflect.Descriptor instead.
 func (*ListIncidentsRequest) Descriptor() ([]byte, []int) {
-	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{14}
+	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListIncidentsRequest) GetTenant() string {
@@ -1101,7 +1275,7 @@ type ListIncidentsResponse struct {
 
 func (x *ListIncidentsResponse) Reset() {
 	*x = ListIncidentsResponse{}
-	mi := &file_ward_v1_remediation_proto_msgTypes[15]
+	mi := &file_ward_v1_remediation_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1113,7 +1287,7 @@ func (x *ListIncidentsResponse) String() string {
 func (*ListIncidentsResponse) ProtoMessage() {}
 
 func (x *ListIncidentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_remediation_proto_msgTypes[15]
+	mi := &file_ward_v1_remediation_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1126,7 +1300,7 @@ func (x *ListIncidentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListIncidentsResponse.ProtoReflect.Descriptor instead.
 func (*ListIncidentsResponse) Descriptor() ([]byte, []int) {
-	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{15}
+	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListIncidentsResponse) GetIncidents() []*Incident {
@@ -1147,7 +1321,7 @@ type GetIncidentRequest struct {
 
 func (x *GetIncidentRequest) Reset() {
 	*x = GetIncidentRequest{}
-	mi := &file_ward_v1_remediation_proto_msgTypes[16]
+	mi := &file_ward_v1_remediation_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1159,7 +1333,7 @@ func (x *GetIncidentRequest) String() string {
 func (*GetIncidentRequest) ProtoMessage() {}
 
 func (x *GetIncidentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_remediation_proto_msgTypes[16]
+	mi := &file_ward_v1_remediation_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1172,7 +1346,7 @@ func (x *GetIncidentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetIncidentRequest.ProtoReflect.Descriptor instead.
 func (*GetIncidentRequest) Descriptor() ([]byte, []int) {
-	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{16}
+	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetIncidentRequest) GetId() string {
@@ -1193,7 +1367,7 @@ type GetIncidentResponse struct {
 
 func (x *GetIncidentResponse) Reset() {
 	*x = GetIncidentResponse{}
-	mi := &file_ward_v1_remediation_proto_msgTypes[17]
+	mi := &file_ward_v1_remediation_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1205,7 +1379,7 @@ func (x *GetIncidentResponse) String() string {
 func (*GetIncidentResponse) ProtoMessage() {}
 
 func (x *GetIncidentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_remediation_proto_msgTypes[17]
+	mi := &file_ward_v1_remediation_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1218,7 +1392,7 @@ func (x *GetIncidentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetIncidentResponse.ProtoReflect.Descriptor instead.
 func (*GetIncidentResponse) Descriptor() ([]byte, []int) {
-	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{17}
+	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetIncidentResponse) GetIncident() *Incident {
@@ -1239,7 +1413,7 @@ type ApproveIncidentRequest struct {
 
 func (x *ApproveIncidentRequest) Reset() {
 	*x = ApproveIncidentRequest{}
-	mi := &file_ward_v1_remediation_proto_msgTypes[18]
+	mi := &file_ward_v1_remediation_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1251,7 +1425,7 @@ func (x *ApproveIncidentRequest) String() string {
 func (*ApproveIncidentRequest) ProtoMessage() {}
 
 func (x *ApproveIncidentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_remediation_proto_msgTypes[18]
+	mi := &file_ward_v1_remediation_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1264,7 +1438,7 @@ func (x *ApproveIncidentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveIncidentRequest.ProtoReflect.Descriptor instead.
 func (*ApproveIncidentRequest) Descriptor() ([]byte, []int) {
-	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{18}
+	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ApproveIncidentRequest) GetId() string {
@@ -1285,7 +1459,7 @@ type ApproveIncidentResponse struct {
 
 func (x *ApproveIncidentResponse) Reset() {
 	*x = ApproveIncidentResponse{}
-	mi := &file_ward_v1_remediation_proto_msgTypes[19]
+	mi := &file_ward_v1_remediation_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1297,7 +1471,7 @@ func (x *ApproveIncidentResponse) String() string {
 func (*ApproveIncidentResponse) ProtoMessage() {}
 
 func (x *ApproveIncidentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_remediation_proto_msgTypes[19]
+	mi := &file_ward_v1_remediation_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1310,7 +1484,7 @@ func (x *ApproveIncidentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveIncidentResponse.ProtoReflect.Descriptor instead.
 func (*ApproveIncidentResponse) Descriptor() ([]byte, []int) {
-	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{19}
+	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ApproveIncidentResponse) GetIncident() *Incident {
@@ -1333,7 +1507,7 @@ type EscalateIncidentRequest struct {
 
 func (x *EscalateIncidentRequest) Reset() {
 	*x = EscalateIncidentRequest{}
-	mi := &file_ward_v1_remediation_proto_msgTypes[20]
+	mi := &file_ward_v1_remediation_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1345,7 +1519,7 @@ func (x *EscalateIncidentRequest) String() string {
 func (*EscalateIncidentRequest) ProtoMessage() {}
 
 func (x *EscalateIncidentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_remediation_proto_msgTypes[20]
+	mi := &file_ward_v1_remediation_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1358,7 +1532,7 @@ func (x *EscalateIncidentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EscalateIncidentRequest.ProtoReflect.Descriptor instead.
 func (*EscalateIncidentRequest) Descriptor() ([]byte, []int) {
-	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{20}
+	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *EscalateIncidentRequest) GetId() string {
@@ -1386,7 +1560,7 @@ type EscalateIncidentResponse struct {
 
 func (x *EscalateIncidentResponse) Reset() {
 	*x = EscalateIncidentResponse{}
-	mi := &file_ward_v1_remediation_proto_msgTypes[21]
+	mi := &file_ward_v1_remediation_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1398,7 +1572,7 @@ func (x *EscalateIncidentResponse) String() string {
 func (*EscalateIncidentResponse) ProtoMessage() {}
 
 func (x *EscalateIncidentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_remediation_proto_msgTypes[21]
+	mi := &file_ward_v1_remediation_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1411,7 +1585,7 @@ func (x *EscalateIncidentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EscalateIncidentResponse.ProtoReflect.Descriptor instead.
 func (*EscalateIncidentResponse) Descriptor() ([]byte, []int) {
-	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{21}
+	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *EscalateIncidentResponse) GetIncident() *Incident {
@@ -1434,7 +1608,7 @@ type ResolveIncidentRequest struct {
 
 func (x *ResolveIncidentRequest) Reset() {
 	*x = ResolveIncidentRequest{}
-	mi := &file_ward_v1_remediation_proto_msgTypes[22]
+	mi := &file_ward_v1_remediation_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1446,7 +1620,7 @@ func (x *ResolveIncidentRequest) String() string {
 func (*ResolveIncidentRequest) ProtoMessage() {}
 
 func (x *ResolveIncidentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_remediation_proto_msgTypes[22]
+	mi := &file_ward_v1_remediation_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1459,7 +1633,7 @@ func (x *ResolveIncidentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveIncidentRequest.ProtoReflect.Descriptor instead.
 func (*ResolveIncidentRequest) Descriptor() ([]byte, []int) {
-	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{22}
+	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ResolveIncidentRequest) GetId() string {
@@ -1487,7 +1661,7 @@ type ResolveIncidentResponse struct {
 
 func (x *ResolveIncidentResponse) Reset() {
 	*x = ResolveIncidentResponse{}
-	mi := &file_ward_v1_remediation_proto_msgTypes[23]
+	mi := &file_ward_v1_remediation_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1499,7 +1673,7 @@ func (x *ResolveIncidentResponse) String() string {
 func (*ResolveIncidentResponse) ProtoMessage() {}
 
 func (x *ResolveIncidentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_remediation_proto_msgTypes[23]
+	mi := &file_ward_v1_remediation_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1512,7 +1686,7 @@ func (x *ResolveIncidentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveIncidentResponse.ProtoReflect.Descriptor instead.
 func (*ResolveIncidentResponse) Descriptor() ([]byte, []int) {
-	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{23}
+	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ResolveIncidentResponse) GetIncident() *Incident {
@@ -1535,7 +1709,7 @@ type RunbookStep struct {
 
 func (x *RunbookStep) Reset() {
 	*x = RunbookStep{}
-	mi := &file_ward_v1_remediation_proto_msgTypes[24]
+	mi := &file_ward_v1_remediation_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1547,7 +1721,7 @@ func (x *RunbookStep) String() string {
 func (*RunbookStep) ProtoMessage() {}
 
 func (x *RunbookStep) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_remediation_proto_msgTypes[24]
+	mi := &file_ward_v1_remediation_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1560,7 +1734,7 @@ func (x *RunbookStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunbookStep.ProtoReflect.Descriptor instead.
 func (*RunbookStep) Descriptor() ([]byte, []int) {
-	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{24}
+	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RunbookStep) GetAction() string {
@@ -1600,7 +1774,7 @@ type Runbook struct {
 
 func (x *Runbook) Reset() {
 	*x = Runbook{}
-	mi := &file_ward_v1_remediation_proto_msgTypes[25]
+	mi := &file_ward_v1_remediation_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1612,7 +1786,7 @@ func (x *Runbook) String() string {
 func (*Runbook) ProtoMessage() {}
 
 func (x *Runbook) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_remediation_proto_msgTypes[25]
+	mi := &file_ward_v1_remediation_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1625,7 +1799,7 @@ func (x *Runbook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Runbook.ProtoReflect.Descriptor instead.
 func (*Runbook) Descriptor() ([]byte, []int) {
-	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{25}
+	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Runbook) GetId() string {
@@ -1686,7 +1860,7 @@ type ListRunbooksRequest struct {
 
 func (x *ListRunbooksRequest) Reset() {
 	*x = ListRunbooksRequest{}
-	mi := &file_ward_v1_remediation_proto_msgTypes[26]
+	mi := &file_ward_v1_remediation_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1698,7 +1872,7 @@ func (x *ListRunbooksRequest) String() string {
 func (*ListRunbooksRequest) ProtoMessage() {}
 
 func (x *ListRunbooksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_remediation_proto_msgTypes[26]
+	mi := &file_ward_v1_remediation_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1711,7 +1885,7 @@ func (x *ListRunbooksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunbooksRequest.ProtoReflect.Descriptor instead.
 func (*ListRunbooksRequest) Descriptor() ([]byte, []int) {
-	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{26}
+	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{29}
 }
 
 // ListRunbooksResponse lists runbooks.
@@ -1725,7 +1899,7 @@ type ListRunbooksResponse struct {
 
 func (x *ListRunbooksResponse) Reset() {
 	*x = ListRunbooksResponse{}
-	mi := &file_ward_v1_remediation_proto_msgTypes[27]
+	mi := &file_ward_v1_remediation_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1737,7 +1911,7 @@ func (x *ListRunbooksResponse) String() string {
 func (*ListRunbooksResponse) ProtoMessage() {}
 
 func (x *ListRunbooksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_remediation_proto_msgTypes[27]
+	mi := &file_ward_v1_remediation_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1750,7 +1924,7 @@ func (x *ListRunbooksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunbooksResponse.ProtoReflect.Descriptor instead.
 func (*ListRunbooksResponse) Descriptor() ([]byte, []int) {
-	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{27}
+	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListRunbooksResponse) GetRunbooks() []*Runbook {
@@ -1771,7 +1945,7 @@ type GetRunbookRequest struct {
 
 func (x *GetRunbookRequest) Reset() {
 	*x = GetRunbookRequest{}
-	mi := &file_ward_v1_remediation_proto_msgTypes[28]
+	mi := &file_ward_v1_remediation_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1783,7 +1957,7 @@ func (x *GetRunbookRequest) String() string {
 func (*GetRunbookRequest) ProtoMessage() {}
 
 func (x *GetRunbookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_remediation_proto_msgTypes[28]
+	mi := &file_ward_v1_remediation_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1796,7 +1970,7 @@ func (x *GetRunbookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRunbookRequest.ProtoReflect.Descriptor instead.
 func (*GetRunbookRequest) Descriptor() ([]byte, []int) {
-	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{28}
+	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetRunbookRequest) GetId() string {
@@ -1817,7 +1991,7 @@ type GetRunbookResponse struct {
 
 func (x *GetRunbookResponse) Reset() {
 	*x = GetRunbookResponse{}
-	mi := &file_ward_v1_remediation_proto_msgTypes[29]
+	mi := &file_ward_v1_remediation_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1829,7 +2003,7 @@ func (x *GetRunbookResponse) String() string {
 func (*GetRunbookResponse) ProtoMessage() {}
 
 func (x *GetRunbookResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_remediation_proto_msgTypes[29]
+	mi := &file_ward_v1_remediation_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1842,7 +2016,7 @@ func (x *GetRunbookResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRunbookResponse.ProtoReflect.Descriptor instead.
 func (*GetRunbookResponse) Descriptor() ([]byte, []int) {
-	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{29}
+	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetRunbookResponse) GetRunbook() *Runbook {
@@ -1867,7 +2041,7 @@ type RunRunbookRequest struct {
 
 func (x *RunRunbookRequest) Reset() {
 	*x = RunRunbookRequest{}
-	mi := &file_ward_v1_remediation_proto_msgTypes[30]
+	mi := &file_ward_v1_remediation_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1879,7 +2053,7 @@ func (x *RunRunbookRequest) String() string {
 func (*RunRunbookRequest) ProtoMessage() {}
 
 func (x *RunRunbookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_remediation_proto_msgTypes[30]
+	mi := &file_ward_v1_remediation_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1892,7 +2066,7 @@ func (x *RunRunbookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunRunbookRequest.ProtoReflect.Descriptor instead.
 func (*RunRunbookRequest) Descriptor() ([]byte, []int) {
-	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{30}
+	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RunRunbookRequest) GetAgent() string {
@@ -1931,7 +2105,7 @@ type RunRunbookResponse struct {
 
 func (x *RunRunbookResponse) Reset() {
 	*x = RunRunbookResponse{}
-	mi := &file_ward_v1_remediation_proto_msgTypes[31]
+	mi := &file_ward_v1_remediation_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1943,7 +2117,7 @@ func (x *RunRunbookResponse) String() string {
 func (*RunRunbookResponse) ProtoMessage() {}
 
 func (x *RunRunbookResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_remediation_proto_msgTypes[31]
+	mi := &file_ward_v1_remediation_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1956,7 +2130,7 @@ func (x *RunRunbookResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunRunbookResponse.ProtoReflect.Descriptor instead.
 func (*RunRunbookResponse) Descriptor() ([]byte, []int) {
-	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{31}
+	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RunRunbookResponse) GetCommandId() string {
@@ -1993,7 +2167,7 @@ type SetAgentTierRequest struct {
 
 func (x *SetAgentTierRequest) Reset() {
 	*x = SetAgentTierRequest{}
-	mi := &file_ward_v1_remediation_proto_msgTypes[32]
+	mi := &file_ward_v1_remediation_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2005,7 +2179,7 @@ func (x *SetAgentTierRequest) String() string {
 func (*SetAgentTierRequest) ProtoMessage() {}
 
 func (x *SetAgentTierRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_remediation_proto_msgTypes[32]
+	mi := &file_ward_v1_remediation_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2018,7 +2192,7 @@ func (x *SetAgentTierRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAgentTierRequest.ProtoReflect.Descriptor instead.
 func (*SetAgentTierRequest) Descriptor() ([]byte, []int) {
-	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{32}
+	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *SetAgentTierRequest) GetAgent() string {
@@ -2044,7 +2218,7 @@ type SetAgentTierResponse struct {
 
 func (x *SetAgentTierResponse) Reset() {
 	*x = SetAgentTierResponse{}
-	mi := &file_ward_v1_remediation_proto_msgTypes[33]
+	mi := &file_ward_v1_remediation_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2056,7 +2230,7 @@ func (x *SetAgentTierResponse) String() string {
 func (*SetAgentTierResponse) ProtoMessage() {}
 
 func (x *SetAgentTierResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_remediation_proto_msgTypes[33]
+	mi := &file_ward_v1_remediation_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2069,7 +2243,7 @@ func (x *SetAgentTierResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAgentTierResponse.ProtoReflect.Descriptor instead.
 func (*SetAgentTierResponse) Descriptor() ([]byte, []int) {
-	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{33}
+	return file_ward_v1_remediation_proto_rawDescGZIP(), []int{36}
 }
 
 var File_ward_v1_remediation_proto protoreflect.FileDescriptor
@@ -2129,7 +2303,18 @@ const file_ward_v1_remediation_proto_rawDesc = "" +
 	"\x05agent\x18\x02 \x01(\tR\x05agent\x12\x18\n" +
 	"\afailing\x18\x03 \x01(\bR\afailing\"B\n" +
 	"\x12ListChecksResponse\x12,\n" +
-	"\x06checks\x18\x01 \x03(\v2\x14.ward.v1.CheckStatusR\x06checks\"\xb1\x01\n" +
+	"\x06checks\x18\x01 \x03(\v2\x14.ward.v1.CheckStatusR\x06checks\"e\n" +
+	"\x10RunChecksRequest\x12\x14\n" +
+	"\x05agent\x18\x01 \x01(\tR\x05agent\x12\x16\n" +
+	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12#\n" +
+	"\rfull_snapshot\x18\x03 \x01(\bR\ffullSnapshot\"W\n" +
+	"\bCheckRun\x12\x14\n" +
+	"\x05agent\x18\x01 \x01(\tR\x05agent\x12\x1d\n" +
+	"\n" +
+	"command_id\x18\x02 \x01(\tR\tcommandId\x12\x16\n" +
+	"\x06status\x18\x03 \x01(\tR\x06status\":\n" +
+	"\x11RunChecksResponse\x12%\n" +
+	"\x04runs\x18\x01 \x03(\v2\x11.ward.v1.CheckRunR\x04runs\"\xb1\x01\n" +
 	"\rIncidentEvent\x12*\n" +
 	"\x02at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x14\n" +
@@ -2218,14 +2403,15 @@ const file_ward_v1_remediation_proto_rawDesc = "" +
 	"\x13SetAgentTierRequest\x12\x14\n" +
 	"\x05agent\x18\x01 \x01(\tR\x05agent\x12\x12\n" +
 	"\x04tier\x18\x02 \x01(\rR\x04tier\"\x16\n" +
-	"\x14SetAgentTierResponse2\xd9\b\n" +
+	"\x14SetAgentTierResponse2\x9d\t\n" +
 	"\x12RemediationService\x12N\n" +
 	"\rListBaselines\x12\x1d.ward.v1.ListBaselinesRequest\x1a\x1e.ward.v1.ListBaselinesResponse\x12K\n" +
 	"\fShowBaseline\x12\x1c.ward.v1.ShowBaselineRequest\x1a\x1d.ward.v1.ShowBaselineResponse\x12K\n" +
 	"\fPushBaseline\x12\x1c.ward.v1.PushBaselineRequest\x1a\x1d.ward.v1.PushBaselineResponse\x12K\n" +
 	"\fExcludeCheck\x12\x1c.ward.v1.ExcludeCheckRequest\x1a\x1d.ward.v1.ExcludeCheckResponse\x12E\n" +
 	"\n" +
-	"ListChecks\x12\x1a.ward.v1.ListChecksRequest\x1a\x1b.ward.v1.ListChecksResponse\x12N\n" +
+	"ListChecks\x12\x1a.ward.v1.ListChecksRequest\x1a\x1b.ward.v1.ListChecksResponse\x12B\n" +
+	"\tRunChecks\x12\x19.ward.v1.RunChecksRequest\x1a\x1a.ward.v1.RunChecksResponse\x12N\n" +
 	"\rListIncidents\x12\x1d.ward.v1.ListIncidentsRequest\x1a\x1e.ward.v1.ListIncidentsResponse\x12H\n" +
 	"\vGetIncident\x12\x1b.ward.v1.GetIncidentRequest\x1a\x1c.ward.v1.GetIncidentResponse\x12T\n" +
 	"\x0fApproveIncident\x12\x1f.ward.v1.ApproveIncidentRequest\x1a .ward.v1.ApproveIncidentResponse\x12W\n" +
@@ -2250,7 +2436,7 @@ func file_ward_v1_remediation_proto_rawDescGZIP() []byte {
 	return file_ward_v1_remediation_proto_rawDescData
 }
 
-var file_ward_v1_remediation_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_ward_v1_remediation_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_ward_v1_remediation_proto_goTypes = []any{
 	(*TenantBaseline)(nil),           // 0: ward.v1.TenantBaseline
 	(*ListBaselinesRequest)(nil),     // 1: ward.v1.ListBaselinesRequest
@@ -2264,90 +2450,96 @@ var file_ward_v1_remediation_proto_goTypes = []any{
 	(*CheckStatus)(nil),              // 9: ward.v1.CheckStatus
 	(*ListChecksRequest)(nil),        // 10: ward.v1.ListChecksRequest
 	(*ListChecksResponse)(nil),       // 11: ward.v1.ListChecksResponse
-	(*IncidentEvent)(nil),            // 12: ward.v1.IncidentEvent
-	(*Incident)(nil),                 // 13: ward.v1.Incident
-	(*ListIncidentsRequest)(nil),     // 14: ward.v1.ListIncidentsRequest
-	(*ListIncidentsResponse)(nil),    // 15: ward.v1.ListIncidentsResponse
-	(*GetIncidentRequest)(nil),       // 16: ward.v1.GetIncidentRequest
-	(*GetIncidentResponse)(nil),      // 17: ward.v1.GetIncidentResponse
-	(*ApproveIncidentRequest)(nil),   // 18: ward.v1.ApproveIncidentRequest
-	(*ApproveIncidentResponse)(nil),  // 19: ward.v1.ApproveIncidentResponse
-	(*EscalateIncidentRequest)(nil),  // 20: ward.v1.EscalateIncidentRequest
-	(*EscalateIncidentResponse)(nil), // 21: ward.v1.EscalateIncidentResponse
-	(*ResolveIncidentRequest)(nil),   // 22: ward.v1.ResolveIncidentRequest
-	(*ResolveIncidentResponse)(nil),  // 23: ward.v1.ResolveIncidentResponse
-	(*RunbookStep)(nil),              // 24: ward.v1.RunbookStep
-	(*Runbook)(nil),                  // 25: ward.v1.Runbook
-	(*ListRunbooksRequest)(nil),      // 26: ward.v1.ListRunbooksRequest
-	(*ListRunbooksResponse)(nil),     // 27: ward.v1.ListRunbooksResponse
-	(*GetRunbookRequest)(nil),        // 28: ward.v1.GetRunbookRequest
-	(*GetRunbookResponse)(nil),       // 29: ward.v1.GetRunbookResponse
-	(*RunRunbookRequest)(nil),        // 30: ward.v1.RunRunbookRequest
-	(*RunRunbookResponse)(nil),       // 31: ward.v1.RunRunbookResponse
-	(*SetAgentTierRequest)(nil),      // 32: ward.v1.SetAgentTierRequest
-	(*SetAgentTierResponse)(nil),     // 33: ward.v1.SetAgentTierResponse
-	nil,                              // 34: ward.v1.TenantBaseline.AgentVersionsEntry
-	nil,                              // 35: ward.v1.TenantBaseline.ExclusionsEntry
-	nil,                              // 36: ward.v1.RunbookStep.ParamsEntry
-	(*timestamppb.Timestamp)(nil),    // 37: google.protobuf.Timestamp
+	(*RunChecksRequest)(nil),         // 12: ward.v1.RunChecksRequest
+	(*CheckRun)(nil),                 // 13: ward.v1.CheckRun
+	(*RunChecksResponse)(nil),        // 14: ward.v1.RunChecksResponse
+	(*IncidentEvent)(nil),            // 15: ward.v1.IncidentEvent
+	(*Incident)(nil),                 // 16: ward.v1.Incident
+	(*ListIncidentsRequest)(nil),     // 17: ward.v1.ListIncidentsRequest
+	(*ListIncidentsResponse)(nil),    // 18: ward.v1.ListIncidentsResponse
+	(*GetIncidentRequest)(nil),       // 19: ward.v1.GetIncidentRequest
+	(*GetIncidentResponse)(nil),      // 20: ward.v1.GetIncidentResponse
+	(*ApproveIncidentRequest)(nil),   // 21: ward.v1.ApproveIncidentRequest
+	(*ApproveIncidentResponse)(nil),  // 22: ward.v1.ApproveIncidentResponse
+	(*EscalateIncidentRequest)(nil),  // 23: ward.v1.EscalateIncidentRequest
+	(*EscalateIncidentResponse)(nil), // 24: ward.v1.EscalateIncidentResponse
+	(*ResolveIncidentRequest)(nil),   // 25: ward.v1.ResolveIncidentRequest
+	(*ResolveIncidentResponse)(nil),  // 26: ward.v1.ResolveIncidentResponse
+	(*RunbookStep)(nil),              // 27: ward.v1.RunbookStep
+	(*Runbook)(nil),                  // 28: ward.v1.Runbook
+	(*ListRunbooksRequest)(nil),      // 29: ward.v1.ListRunbooksRequest
+	(*ListRunbooksResponse)(nil),     // 30: ward.v1.ListRunbooksResponse
+	(*GetRunbookRequest)(nil),        // 31: ward.v1.GetRunbookRequest
+	(*GetRunbookResponse)(nil),       // 32: ward.v1.GetRunbookResponse
+	(*RunRunbookRequest)(nil),        // 33: ward.v1.RunRunbookRequest
+	(*RunRunbookResponse)(nil),       // 34: ward.v1.RunRunbookResponse
+	(*SetAgentTierRequest)(nil),      // 35: ward.v1.SetAgentTierRequest
+	(*SetAgentTierResponse)(nil),     // 36: ward.v1.SetAgentTierResponse
+	nil,                              // 37: ward.v1.TenantBaseline.AgentVersionsEntry
+	nil,                              // 38: ward.v1.TenantBaseline.ExclusionsEntry
+	nil,                              // 39: ward.v1.RunbookStep.ParamsEntry
+	(*timestamppb.Timestamp)(nil),    // 40: google.protobuf.Timestamp
 }
 var file_ward_v1_remediation_proto_depIdxs = []int32{
-	37, // 0: ward.v1.TenantBaseline.published_at:type_name -> google.protobuf.Timestamp
-	34, // 1: ward.v1.TenantBaseline.agent_versions:type_name -> ward.v1.TenantBaseline.AgentVersionsEntry
-	35, // 2: ward.v1.TenantBaseline.exclusions:type_name -> ward.v1.TenantBaseline.ExclusionsEntry
+	40, // 0: ward.v1.TenantBaseline.published_at:type_name -> google.protobuf.Timestamp
+	37, // 1: ward.v1.TenantBaseline.agent_versions:type_name -> ward.v1.TenantBaseline.AgentVersionsEntry
+	38, // 2: ward.v1.TenantBaseline.exclusions:type_name -> ward.v1.TenantBaseline.ExclusionsEntry
 	0,  // 3: ward.v1.ListBaselinesResponse.baselines:type_name -> ward.v1.TenantBaseline
 	0,  // 4: ward.v1.ShowBaselineResponse.baseline:type_name -> ward.v1.TenantBaseline
 	0,  // 5: ward.v1.PushBaselineResponse.baseline:type_name -> ward.v1.TenantBaseline
-	37, // 6: ward.v1.CheckStatus.since:type_name -> google.protobuf.Timestamp
-	37, // 7: ward.v1.CheckStatus.updated_at:type_name -> google.protobuf.Timestamp
+	40, // 6: ward.v1.CheckStatus.since:type_name -> google.protobuf.Timestamp
+	40, // 7: ward.v1.CheckStatus.updated_at:type_name -> google.protobuf.Timestamp
 	9,  // 8: ward.v1.ListChecksResponse.checks:type_name -> ward.v1.CheckStatus
-	37, // 9: ward.v1.IncidentEvent.at:type_name -> google.protobuf.Timestamp
-	37, // 10: ward.v1.Incident.opened_at:type_name -> google.protobuf.Timestamp
-	37, // 11: ward.v1.Incident.updated_at:type_name -> google.protobuf.Timestamp
-	37, // 12: ward.v1.Incident.resolved_at:type_name -> google.protobuf.Timestamp
-	12, // 13: ward.v1.Incident.history:type_name -> ward.v1.IncidentEvent
-	13, // 14: ward.v1.ListIncidentsResponse.incidents:type_name -> ward.v1.Incident
-	13, // 15: ward.v1.GetIncidentResponse.incident:type_name -> ward.v1.Incident
-	13, // 16: ward.v1.ApproveIncidentResponse.incident:type_name -> ward.v1.Incident
-	13, // 17: ward.v1.EscalateIncidentResponse.incident:type_name -> ward.v1.Incident
-	13, // 18: ward.v1.ResolveIncidentResponse.incident:type_name -> ward.v1.Incident
-	36, // 19: ward.v1.RunbookStep.params:type_name -> ward.v1.RunbookStep.ParamsEntry
-	24, // 20: ward.v1.Runbook.steps:type_name -> ward.v1.RunbookStep
-	25, // 21: ward.v1.ListRunbooksResponse.runbooks:type_name -> ward.v1.Runbook
-	25, // 22: ward.v1.GetRunbookResponse.runbook:type_name -> ward.v1.Runbook
-	1,  // 23: ward.v1.RemediationService.ListBaselines:input_type -> ward.v1.ListBaselinesRequest
-	3,  // 24: ward.v1.RemediationService.ShowBaseline:input_type -> ward.v1.ShowBaselineRequest
-	5,  // 25: ward.v1.RemediationService.PushBaseline:input_type -> ward.v1.PushBaselineRequest
-	7,  // 26: ward.v1.RemediationService.ExcludeCheck:input_type -> ward.v1.ExcludeCheckRequest
-	10, // 27: ward.v1.RemediationService.ListChecks:input_type -> ward.v1.ListChecksRequest
-	14, // 28: ward.v1.RemediationService.ListIncidents:input_type -> ward.v1.ListIncidentsRequest
-	16, // 29: ward.v1.RemediationService.GetIncident:input_type -> ward.v1.GetIncidentRequest
-	18, // 30: ward.v1.RemediationService.ApproveIncident:input_type -> ward.v1.ApproveIncidentRequest
-	20, // 31: ward.v1.RemediationService.EscalateIncident:input_type -> ward.v1.EscalateIncidentRequest
-	22, // 32: ward.v1.RemediationService.ResolveIncident:input_type -> ward.v1.ResolveIncidentRequest
-	26, // 33: ward.v1.RemediationService.ListRunbooks:input_type -> ward.v1.ListRunbooksRequest
-	28, // 34: ward.v1.RemediationService.GetRunbook:input_type -> ward.v1.GetRunbookRequest
-	30, // 35: ward.v1.RemediationService.RunRunbook:input_type -> ward.v1.RunRunbookRequest
-	32, // 36: ward.v1.RemediationService.SetAgentTier:input_type -> ward.v1.SetAgentTierRequest
-	2,  // 37: ward.v1.RemediationService.ListBaselines:output_type -> ward.v1.ListBaselinesResponse
-	4,  // 38: ward.v1.RemediationService.ShowBaseline:output_type -> ward.v1.ShowBaselineResponse
-	6,  // 39: ward.v1.RemediationService.PushBaseline:output_type -> ward.v1.PushBaselineResponse
-	8,  // 40: ward.v1.RemediationService.ExcludeCheck:output_type -> ward.v1.ExcludeCheckResponse
-	11, // 41: ward.v1.RemediationService.ListChecks:output_type -> ward.v1.ListChecksResponse
-	15, // 42: ward.v1.RemediationService.ListIncidents:output_type -> ward.v1.ListIncidentsResponse
-	17, // 43: ward.v1.RemediationService.GetIncident:output_type -> ward.v1.GetIncidentResponse
-	19, // 44: ward.v1.RemediationService.ApproveIncident:output_type -> ward.v1.ApproveIncidentResponse
-	21, // 45: ward.v1.RemediationService.EscalateIncident:output_type -> ward.v1.EscalateIncidentResponse
-	23, // 46: ward.v1.RemediationService.ResolveIncident:output_type -> ward.v1.ResolveIncidentResponse
-	27, // 47: ward.v1.RemediationService.ListRunbooks:output_type -> ward.v1.ListRunbooksResponse
-	29, // 48: ward.v1.RemediationService.GetRunbook:output_type -> ward.v1.GetRunbookResponse
-	31, // 49: ward.v1.RemediationService.RunRunbook:output_type -> ward.v1.RunRunbookResponse
-	33, // 50: ward.v1.RemediationService.SetAgentTier:output_type -> ward.v1.SetAgentTierResponse
-	37, // [37:51] is the sub-list for method output_type
-	23, // [23:37] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	13, // 9: ward.v1.RunChecksResponse.runs:type_name -> ward.v1.CheckRun
+	40, // 10: ward.v1.IncidentEvent.at:type_name -> google.protobuf.Timestamp
+	40, // 11: ward.v1.Incident.opened_at:type_name -> google.protobuf.Timestamp
+	40, // 12: ward.v1.Incident.updated_at:type_name -> google.protobuf.Timestamp
+	40, // 13: ward.v1.Incident.resolved_at:type_name -> google.protobuf.Timestamp
+	15, // 14: ward.v1.Incident.history:type_name -> ward.v1.IncidentEvent
+	16, // 15: ward.v1.ListIncidentsResponse.incidents:type_name -> ward.v1.Incident
+	16, // 16: ward.v1.GetIncidentResponse.incident:type_name -> ward.v1.Incident
+	16, // 17: ward.v1.ApproveIncidentResponse.incident:type_name -> ward.v1.Incident
+	16, // 18: ward.v1.EscalateIncidentResponse.incident:type_name -> ward.v1.Incident
+	16, // 19: ward.v1.ResolveIncidentResponse.incident:type_name -> ward.v1.Incident
+	39, // 20: ward.v1.RunbookStep.params:type_name -> ward.v1.RunbookStep.ParamsEntry
+	27, // 21: ward.v1.Runbook.steps:type_name -> ward.v1.RunbookStep
+	28, // 22: ward.v1.ListRunbooksResponse.runbooks:type_name -> ward.v1.Runbook
+	28, // 23: ward.v1.GetRunbookResponse.runbook:type_name -> ward.v1.Runbook
+	1,  // 24: ward.v1.RemediationService.ListBaselines:input_type -> ward.v1.ListBaselinesRequest
+	3,  // 25: ward.v1.RemediationService.ShowBaseline:input_type -> ward.v1.ShowBaselineRequest
+	5,  // 26: ward.v1.RemediationService.PushBaseline:input_type -> ward.v1.PushBaselineRequest
+	7,  // 27: ward.v1.RemediationService.ExcludeCheck:input_type -> ward.v1.ExcludeCheckRequest
+	10, // 28: ward.v1.RemediationService.ListChecks:input_type -> ward.v1.ListChecksRequest
+	12, // 29: ward.v1.RemediationService.RunChecks:input_type -> ward.v1.RunChecksRequest
+	17, // 30: ward.v1.RemediationService.ListIncidents:input_type -> ward.v1.ListIncidentsRequest
+	19, // 31: ward.v1.RemediationService.GetIncident:input_type -> ward.v1.GetIncidentRequest
+	21, // 32: ward.v1.RemediationService.ApproveIncident:input_type -> ward.v1.ApproveIncidentRequest
+	23, // 33: ward.v1.RemediationService.EscalateIncident:input_type -> ward.v1.EscalateIncidentRequest
+	25, // 34: ward.v1.RemediationService.ResolveIncident:input_type -> ward.v1.ResolveIncidentRequest
+	29, // 35: ward.v1.RemediationService.ListRunbooks:input_type -> ward.v1.ListRunbooksRequest
+	31, // 36: ward.v1.RemediationService.GetRunbook:input_type -> ward.v1.GetRunbookRequest
+	33, // 37: ward.v1.RemediationService.RunRunbook:input_type -> ward.v1.RunRunbookRequest
+	35, // 38: ward.v1.RemediationService.SetAgentTier:input_type -> ward.v1.SetAgentTierRequest
+	2,  // 39: ward.v1.RemediationService.ListBaselines:output_type -> ward.v1.ListBaselinesResponse
+	4,  // 40: ward.v1.RemediationService.ShowBaseline:output_type -> ward.v1.ShowBaselineResponse
+	6,  // 41: ward.v1.RemediationService.PushBaseline:output_type -> ward.v1.PushBaselineResponse
+	8,  // 42: ward.v1.RemediationService.ExcludeCheck:output_type -> ward.v1.ExcludeCheckResponse
+	11, // 43: ward.v1.RemediationService.ListChecks:output_type -> ward.v1.ListChecksResponse
+	14, // 44: ward.v1.RemediationService.RunChecks:output_type -> ward.v1.RunChecksResponse
+	18, // 45: ward.v1.RemediationService.ListIncidents:output_type -> ward.v1.ListIncidentsResponse
+	20, // 46: ward.v1.RemediationService.GetIncident:output_type -> ward.v1.GetIncidentResponse
+	22, // 47: ward.v1.RemediationService.ApproveIncident:output_type -> ward.v1.ApproveIncidentResponse
+	24, // 48: ward.v1.RemediationService.EscalateIncident:output_type -> ward.v1.EscalateIncidentResponse
+	26, // 49: ward.v1.RemediationService.ResolveIncident:output_type -> ward.v1.ResolveIncidentResponse
+	30, // 50: ward.v1.RemediationService.ListRunbooks:output_type -> ward.v1.ListRunbooksResponse
+	32, // 51: ward.v1.RemediationService.GetRunbook:output_type -> ward.v1.GetRunbookResponse
+	34, // 52: ward.v1.RemediationService.RunRunbook:output_type -> ward.v1.RunRunbookResponse
+	36, // 53: ward.v1.RemediationService.SetAgentTier:output_type -> ward.v1.SetAgentTierResponse
+	39, // [39:54] is the sub-list for method output_type
+	24, // [24:39] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_ward_v1_remediation_proto_init() }
@@ -2361,7 +2553,7 @@ func file_ward_v1_remediation_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ward_v1_remediation_proto_rawDesc), len(file_ward_v1_remediation_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   37,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

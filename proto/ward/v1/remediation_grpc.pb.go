@@ -24,6 +24,7 @@ const (
 	RemediationService_PushBaseline_FullMethodName     = "/ward.v1.RemediationService/PushBaseline"
 	RemediationService_ExcludeCheck_FullMethodName     = "/ward.v1.RemediationService/ExcludeCheck"
 	RemediationService_ListChecks_FullMethodName       = "/ward.v1.RemediationService/ListChecks"
+	RemediationService_RunChecks_FullMethodName        = "/ward.v1.RemediationService/RunChecks"
 	RemediationService_ListIncidents_FullMethodName    = "/ward.v1.RemediationService/ListIncidents"
 	RemediationService_GetIncident_FullMethodName      = "/ward.v1.RemediationService/GetIncident"
 	RemediationService_ApproveIncident_FullMethodName  = "/ward.v1.RemediationService/ApproveIncident"
@@ -62,6 +63,12 @@ type RemediationServiceClient interface {
 	ExcludeCheck(ctx context.Context, in *ExcludeCheckRequest, opts ...grpc.CallOption) (*ExcludeCheckResponse, error)
 	// ListChecks lists the latest state of each check on each agent. Callers: every role.
 	ListChecks(ctx context.Context, in *ListChecksRequest, opts ...grpc.CallOption) (*ListChecksResponse, error)
+	// RunChecks asks agents to evaluate their baseline now and report: each gets a signed
+	// evaluate_baseline command, through the same path as a runbook's (policy key, target
+	// agent, expiry, unique id, replay refusal; stored and resent until it expires). Name one
+	// agent, or a tenant for every agent of it that is not revoked. Callers: admin;
+	// technician within the agents' tenant.
+	RunChecks(ctx context.Context, in *RunChecksRequest, opts ...grpc.CallOption) (*RunChecksResponse, error)
 	// ListIncidents lists incidents, oldest first. Callers: every role.
 	ListIncidents(ctx context.Context, in *ListIncidentsRequest, opts ...grpc.CallOption) (*ListIncidentsResponse, error)
 	// GetIncident shows one incident with its history. Callers: every role.
@@ -139,6 +146,16 @@ func (c *remediationServiceClient) ListChecks(ctx context.Context, in *ListCheck
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListChecksResponse)
 	err := c.cc.Invoke(ctx, RemediationService_ListChecks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *remediationServiceClient) RunChecks(ctx context.Context, in *RunChecksRequest, opts ...grpc.CallOption) (*RunChecksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RunChecksResponse)
+	err := c.cc.Invoke(ctx, RemediationService_RunChecks_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -262,6 +279,12 @@ type RemediationServiceServer interface {
 	ExcludeCheck(context.Context, *ExcludeCheckRequest) (*ExcludeCheckResponse, error)
 	// ListChecks lists the latest state of each check on each agent. Callers: every role.
 	ListChecks(context.Context, *ListChecksRequest) (*ListChecksResponse, error)
+	// RunChecks asks agents to evaluate their baseline now and report: each gets a signed
+	// evaluate_baseline command, through the same path as a runbook's (policy key, target
+	// agent, expiry, unique id, replay refusal; stored and resent until it expires). Name one
+	// agent, or a tenant for every agent of it that is not revoked. Callers: admin;
+	// technician within the agents' tenant.
+	RunChecks(context.Context, *RunChecksRequest) (*RunChecksResponse, error)
 	// ListIncidents lists incidents, oldest first. Callers: every role.
 	ListIncidents(context.Context, *ListIncidentsRequest) (*ListIncidentsResponse, error)
 	// GetIncident shows one incident with its history. Callers: every role.
@@ -309,6 +332,9 @@ func (UnimplementedRemediationServiceServer) ExcludeCheck(context.Context, *Excl
 }
 func (UnimplementedRemediationServiceServer) ListChecks(context.Context, *ListChecksRequest) (*ListChecksResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListChecks not implemented")
+}
+func (UnimplementedRemediationServiceServer) RunChecks(context.Context, *RunChecksRequest) (*RunChecksResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RunChecks not implemented")
 }
 func (UnimplementedRemediationServiceServer) ListIncidents(context.Context, *ListIncidentsRequest) (*ListIncidentsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListIncidents not implemented")
@@ -444,6 +470,24 @@ func _RemediationService_ListChecks_Handler(srv interface{}, ctx context.Context
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(RemediationServiceServer).ListChecks(ctx, req.(*ListChecksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RemediationService_RunChecks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RunChecksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RemediationServiceServer).RunChecks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RemediationService_RunChecks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RemediationServiceServer).RunChecks(ctx, req.(*RunChecksRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -636,6 +680,10 @@ var RemediationService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListChecks",
 			Handler:    _RemediationService_ListChecks_Handler,
+		},
+		{
+			MethodName: "RunChecks",
+			Handler:    _RemediationService_RunChecks_Handler,
 		},
 		{
 			MethodName: "ListIncidents",
