@@ -16,11 +16,14 @@
 //	  ],
 //	  "schedule": {"interval": "24h"},
 //	  "probe_rate": 300,
-//	  "interface": "eth0"
+//	  "interface": "eth0",
+//	  "poll": {"interval": "60s", "targets": [{"device": "mac:...", "address": "10.20.0.2"}]}
 //	}
 //
 // Passive subnets are never actively probed, even when they overlap a scanned subnet, and
-// excluded addresses are neither probed nor reported.
+// excluded addresses are neither probed nor reported. Poll targets are the agentless
+// devices the controller asks this collector to poll over SNMP; the controller fills them
+// in (an operator's configuration leaves them out).
 package site
 
 import (
@@ -70,6 +73,8 @@ type Config struct {
 	// Ports overrides the TCP ports the active scan probes, in nmap syntax ("22,80,104").
 	// Empty means the collector's clinic port list.
 	Ports string `json:"ports,omitempty"`
+	// Poll says which agentless devices the collector polls over SNMP, and how often.
+	Poll Poll `json:"poll,omitzero"`
 }
 
 // Schedule says when the collector scans.
@@ -137,6 +142,9 @@ func (c *Config) Normalize() {
 	if c.ProbeRate == 0 {
 		c.ProbeRate = DefaultProbeRate
 	}
+	if c.Poll.Interval == 0 {
+		c.Poll.Interval = Duration(DefaultPollInterval)
+	}
 }
 
 // Validate reports every problem of the configuration at once, joined. It expects
@@ -186,6 +194,7 @@ func (c *Config) Validate() error {
 	}) {
 		add("ports %q: want numbers, commas and ranges like \"22,80,8000-8100\"", c.Ports)
 	}
+	errs = append(errs, c.Poll.validate()...)
 	return errors.Join(errs...)
 }
 
