@@ -93,6 +93,11 @@ func (s *timedStore) CommitMessage(ctx context.Context, msg store.Message) (bool
 	return s.st.CommitMessage(ctx, msg)
 }
 
+func (s *timedStore) CommitMessages(ctx context.Context, ms []store.Message) ([]bool, error) {
+	defer s.since("commit_messages", time.Now())
+	return s.st.CommitMessages(ctx, ms)
+}
+
 func (s *timedStore) ListMessages(ctx context.Context, tenant, agent string, after uint64,
 	limit int) ([]store.Message, error) {
 	defer s.since("list_messages", time.Now())

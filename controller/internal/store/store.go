@@ -145,6 +145,12 @@ type Messages interface {
 	// nothing and reports duplicate. It returns only once the write is on disk. ErrNotFound
 	// when the agent does not exist in m.Tenant.
 	CommitMessage(ctx context.Context, m Message) (duplicate bool, err error)
+	// CommitMessages is CommitMessage for several messages of one agent, in the order
+	// given, in one transaction: one write to disk for all of them. duplicates[i] reports
+	// whether ms[i] was a duplicate (its Seq not above the agent's AckedSeq when its turn
+	// came). Messages of different agents or tenants in one call are an error, and so is
+	// an empty ms.
+	CommitMessages(ctx context.Context, ms []Message) (duplicates []bool, err error)
 	// ListMessages returns up to limit messages of one agent with Seq > after, in order;
 	// limit <= 0 means no limit.
 	ListMessages(ctx context.Context, tenant, agent string, after uint64, limit int) ([]Message, error)

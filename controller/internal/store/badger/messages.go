@@ -25,40 +25,75 @@ const HeartbeatType = "heartbeat"
 // messages, see groupUpdate), in which a later message of an agent sees the earlier one's
 // AckedSeq. store.ErrNotFound when the agent does not exist in m.Tenant.
 func (s *Store) CommitMessage(ctx context.Context, m store.Message) (bool, error) {
-	val, err := json.Marshal(m)
+	dup, err := s.CommitMessages(ctx, []store.Message{m})
 	if err != nil {
-		return false, fmt.Errorf("commit message: %w", err)
+		return false, err
 	}
-	err = s.groupUpdate(ctx, func(txn *badgerdb.Txn) error {
+	return dup[0], nil
+}
+
+// CommitMessages stores the messages of one agent that are new, in order, and updates the
+// agent record once for all of them, in one transaction shared with concurrent callers
+// (see groupUpdate). A message whose Seq is not above the AckedSeq reached so far (by
+// earlier commits or earlier messages of ms) is a duplicate: not stored, reported true.
+func (s *Store) CommitMessages(ctx context.Context, ms []store.Message) ([]bool, error) {
+	if len(ms) == 0 {
+		return nil, errors.New("commit messages: none given")
+	}
+	first := ms[0]
+	vals := make([][]byte, len(ms))
+	for i, m := range ms {
+		if m.Tenant != first.Tenant || m.Agent != first.Agent {
+			return nil, fmt.Errorf("commit messages: %s/%s and %s/%s in one call",
+				first.Tenant, first.Agent, m.Tenant, m.Agent)
+		}
+		val, err := json.Marshal(m)
+		if err != nil {
+			return nil, fmt.Errorf("commit message %s/%d: %w", m.Agent, m.Seq, err)
+		}
+		vals[i] = val
+	}
+
+	dups := make([]bool, len(ms))
+	key := agentKey(first.Tenant, first.Agent)
+	err := s.groupUpdate(ctx, func(txn *badgerdb.Txn) error {
 		var a store.Agent
-		if err := get(txn, agentKey(m.Tenant, m.Agent), &a); err != nil {
+		if err := get(txn, key, &a); err != nil {
 			return err
 		}
-		if m.Seq <= a.AckedSeq {
+		fresh := false
+		for i, m := range ms {
+			dups[i] = m.Seq <= a.AckedSeq
+			if dups[i] {
+				continue
+			}
+			e := badgerdb.NewEntry(messageKey(m.Tenant, m.Agent, m.Seq), vals[i])
+			if m.Type == HeartbeatType && s.heartbeatTTL > 0 {
+				e = e.WithTTL(s.heartbeatTTL)
+			}
+			if err := txn.SetEntry(e); err != nil {
+				return err
+			}
+			a.AckedSeq = m.Seq
+			if m.ReceivedAt.After(a.LastSeen) {
+				a.LastSeen = m.ReceivedAt
+			}
+			fresh = true
+		}
+		if !fresh {
 			return errDuplicate
 		}
-
-		e := badgerdb.NewEntry(messageKey(m.Tenant, m.Agent, m.Seq), val)
-		if m.Type == HeartbeatType && s.heartbeatTTL > 0 {
-			e = e.WithTTL(s.heartbeatTTL)
-		}
-		if err := txn.SetEntry(e); err != nil {
-			return err
-		}
-		a.AckedSeq = m.Seq
 		a.Online = true
-		if m.ReceivedAt.After(a.LastSeen) {
-			a.LastSeen = m.ReceivedAt
-		}
-		return put(txn, agentKey(m.Tenant, m.Agent), a)
+		return put(txn, key, a)
 	})
 	if errors.Is(err, errDuplicate) {
-		return true, nil
+		return dups, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("commit message %s/%d: %w", m.Agent, m.Seq, err)
+		return nil, fmt.Errorf("commit messages %s/%d..%d: %w", first.Agent, first.Seq,
+			ms[len(ms)-1].Seq, err)
 	}
-	return false, nil
+	return dups, nil
 }
 
 // ListMessages returns up to limit messages of the agent with Seq > after, in sequence

@@ -45,6 +45,7 @@ func Run(t *testing.T, h Harness) {
 		{"Agents", testAgents},
 		{"Messages", testMessages},
 		{"MessagesConcurrent", testMessagesConcurrent},
+		{"MessageBatches", testMessageBatches},
 		{"Reopen", testReopen},
 		{"Ping", testPing},
 	}
@@ -448,6 +449,64 @@ func testMessages(t *testing.T, h Harness) {
 	must(t, err)
 	if len(msgs) != 0 {
 		t.Errorf("messages leaked across tenants: %v", seqsOf(msgs))
+	}
+}
+
+// testMessageBatches commits several messages of one agent at once: new ones are stored
+// in order, duplicates (of earlier commits or within the batch) are reported and change
+// nothing, and a batch naming two agents, or none, is refused without writing.
+func testMessageBatches(t *testing.T, h Harness) {
+	s, ctx := h.New(t), ctxOf(t)
+	seedTenants(t, s, "a")
+	seedAgent(t, s, "a", "ag")
+	seedAgent(t, s, "a", "other")
+	_, err := s.CommitMessage(ctx, message("a", "ag", 2, "heartbeat"))
+	must(t, err)
+
+	batch := []store.Message{message("a", "ag", 1, "heartbeat"), message("a", "ag", 3,
+		"heartbeat"), message("a", "ag", 3, "drift_report"), message("a", "ag", 4, "heartbeat")}
+	dups, err := s.CommitMessages(ctx, batch)
+	must(t, err)
+	if want := []bool{true, false, true, false}; !slices.Equal(dups, want) {
+		t.Errorf("duplicates = %v, want %v", dups, want)
+	}
+	dups, err = s.CommitMessages(ctx, batch[:2])
+	must(t, err)
+	if want := []bool{true, true}; !slices.Equal(dups, want) {
+		t.Errorf("batch again: duplicates = %v, want %v", dups, want)
+	}
+
+	mixed := []store.Message{message("a", "ag", 5, "heartbeat"),
+		message("a", "other", 5, "heartbeat")}
+	if _, err := s.CommitMessages(ctx, mixed); err == nil {
+		t.Error("a batch of two agents was accepted")
+	}
+	if _, err := s.CommitMessages(ctx, nil); err == nil {
+		t.Error("an empty batch was accepted")
+	}
+	_, err = s.CommitMessages(ctx, []store.Message{message("a", "ghost", 1, "heartbeat")})
+	wantErr(t, "unknown agent", err, store.ErrNotFound)
+
+	msgs, err := s.ListMessages(ctx, "a", "ag", 0, 0)
+	must(t, err)
+	if seqs := seqsOf(msgs); !slices.Equal(seqs, []uint64{2, 3, 4}) {
+		t.Fatalf("ListMessages = %v, want [2 3 4]", seqs)
+	}
+	if msgs[1].Type != "heartbeat" {
+		t.Errorf("message 3 is a %s: the duplicate in the batch overwrote it", msgs[1].Type)
+	}
+	for _, id := range []string{"ag", "other"} {
+		a, err := s.GetAgent(ctx, id)
+		must(t, err)
+		want := map[string]uint64{"ag": 4, "other": 0}[id]
+		if a.AckedSeq != want {
+			t.Errorf("%s acked %d, want %d", id, a.AckedSeq, want)
+		}
+	}
+	a, err := s.GetAgent(ctx, "ag")
+	must(t, err)
+	if !a.LastSeen.Equal(epoch.Add(4 * time.Second)) {
+		t.Errorf("last seen %v, want the newest message's receipt", a.LastSeen)
 	}
 }
 
