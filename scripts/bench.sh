@@ -2,11 +2,12 @@
 # Measures a throwaway Ward controller against ward-loadgen's bare mTLS gRPC server with the
 # same workload, and prints the figures, their ratios and a verdict per target.
 #
-#   scripts/bench.sh [--quick] [--bare-only] [--keep] [-- extra ward-loadgen run flags]
+#   scripts/bench.sh [--quick] [--bare-only] [--fleet-only] [--keep] [-- ward-loadgen run flags]
 #
-#   --quick      1,000 idle agents only and shorter pauses (development)
-#   --bare-only  no controller: measure the bare server with a development installation
-#   --keep       keep the temporary directory (logs, data) for inspection
+#   --quick       1,000 idle agents only and shorter pauses (development)
+#   --bare-only   no controller: measure the bare server with a development installation
+#   --fleet-only  only the fleet figures of ward-loadgen, not the component benchmarks
+#   --keep        keep the temporary directory (logs, data) for inspection
 #
 # Every process listens on loopback only, on ports picked at random. The method is in
 # docs/performance.md.
@@ -16,15 +17,16 @@ cd "$(dirname "$0")/.."
 root=$PWD
 bin=$root/bin
 
-quick=false bare_only=false keep=false
+quick=false bare_only=false fleet_only=false keep=false
 extra=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) quick=true ;;
 	--bare-only) bare_only=true ;;
+	--fleet-only) fleet_only=true ;;
 	--keep) keep=true ;;
 	--) shift; extra=("$@"); break ;;
-	-h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench: unknown flag $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -76,13 +78,14 @@ if $bare_only; then
 else
 	"$bin/ward-controller" init --data-dir "$data" --trust-domain bench.ward.test \
 		>"$work/init.log" 2>&1 || { cat "$work/init.log" >&2; exit 1; }
-	ctl_port=$(free_port)
+	ctl_port=$(free_port) debug_port=$(free_port)
 	"$bin/ward-controller" serve --data-dir "$data" --listen "127.0.0.1:$ctl_port" \
-		--metrics-listen "127.0.0.1:$(free_port)" --log-level warn \
-		>"$work/controller.log" 2>&1 &
+		--metrics-listen "127.0.0.1:$(free_port)" --debug-listen "127.0.0.1:$debug_port" \
+		--log-level warn >"$work/controller.log" 2>&1 &
 	ctl_pid=$!
 	pids+=("$ctl_pid")
 	wait_listening "$ctl_port" "$ctl_pid" || { tail -20 "$work/controller.log" >&2; exit 1; }
+	echo "bench: controller profiles at http://127.0.0.1:$debug_port/debug/pprof/" >&2
 	run_flags+=(--controller "127.0.0.1:$ctl_port" --controller-pid "$ctl_pid"
 		--agent-binary "$bin/ward-agent")
 fi
@@ -106,6 +109,10 @@ status=0
 
 echo
 cat "$work/results.txt"
+if $fleet_only; then
+	[ "$status" -eq 0 ] || tail -20 "$work/controller.log" 2>/dev/null >&2 || true
+	exit "$status"
+fi
 (cd agent && go test -run '^$' -bench BenchmarkHIPAA -benchtime 200x ./internal/checks/ | awk '/^BenchmarkHIPAA/ {printf "baseline evaluation (hipaa-v1, prepared Debian host): %.2f ms per run (target < 100 ms)\n", $3/1e6}')
 (cd controller && go test -run '^$' -bench BenchmarkDriftReports -benchtime 5000x ./internal/remediation/ | awk '/^BenchmarkDriftReports/ {for (i = 1; i <= NF; i++) if ($(i+1) == "reports/s") printf "drift reports to incidents and signed commands (500 agents, synced Badger): %d reports/s (target >= 5000)\n", $i}')
 (cd pkg && go test -run '^$' -bench '^BenchmarkClassify$' -benchtime 200000x ./classify/ | awk '/^BenchmarkClassify/ {for (i = 1; i < NF; i++) if ($(i+1) == "hosts/s") printf "classification (labelled corpus, one core): %.0f hosts per second (target >= 100000)\n", $i}')

@@ -3,7 +3,7 @@
 //	ward-controller init --data-dir DIR --trust-domain DOMAIN [--dns NAME ...] [--name NAME]
 //	ward-controller serve --data-dir DIR [--listen ADDR] [--metrics-listen ADDR]
 //	    [--heartbeat-interval 30s] [--cert-ttl 24h] [--log-level info]
-//	    [--webhook-url URL --webhook-secret-file F]
+//	    [--webhook-url URL --webhook-secret-file F] [--debug-listen 127.0.0.1:PORT]
 //	ward-controller version
 //
 // Logs are JSON lines on standard error. serve stops gracefully on SIGTERM or SIGINT.
@@ -84,6 +84,7 @@ const defaultGCPercent = 50
 func newServeCommand(logger func() *slog.Logger) *cobra.Command {
 	var cfg server.Config
 	var gcPercent int
+	var debugListen string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve agents and operators until SIGTERM or SIGINT",
@@ -93,6 +94,13 @@ func newServeCommand(logger func() *slog.Logger) *cobra.Command {
 				debug.SetGCPercent(gcPercent)
 			}
 			cfg.Log = logger()
+			if debugListen != "" {
+				stop, err := serveDebug(debugListen, cfg.Log)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			srv, err := server.New(cfg)
 			if err != nil {
 				return err
@@ -116,6 +124,8 @@ func newServeCommand(logger func() *slog.Logger) *cobra.Command {
 	addTuningFlags(f, &cfg)
 	f.IntVar(&gcPercent, "gc-percent", defaultGCPercent,
 		"garbage collection target percentage, unless GOGC is set")
+	f.StringVar(&debugListen, "debug-listen", "",
+		"loopback address to serve net/http/pprof on, for profiling; empty: none")
 	cmd.MarkFlagRequired("data-dir")
 	return cmd
 }
