@@ -2,6 +2,7 @@ package evidence
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"crypto"
@@ -93,11 +94,19 @@ func WitnessLine(w Witness) []byte {
 	return b
 }
 
+// RecordLines yields the lines of records.jsonl in order, each without its newline (see
+// Line). WriteBundle calls it twice, once to hash and once to write the file, and both
+// calls must yield the same lines; the line passed to yield may be reused afterwards.
+type RecordLines func(yield func(line []byte) error) error
+
 // BundleContents is what WriteBundle packs.
 type BundleContents struct {
-	Tenant      string
-	Created     time.Time
-	Records     []byte // records.jsonl: Line of each record, each followed by "\n"
+	Tenant  string
+	Created time.Time
+	Records []byte // records.jsonl: Line of each record, each followed by "\n"
+	// Lines, when not nil, yields the records instead of Records, so that a bundle of any
+	// size is written without holding its records in memory.
+	Lines       RecordLines
 	FirstSeq    uint64
 	LastSeq     uint64
 	Checkpoints []SignedCheckpoint
@@ -106,10 +115,23 @@ type BundleContents struct {
 	Chain       []byte // PEM certificates, the evidence key's first
 }
 
+// bundleFile is one file of a bundle being written: its bytes, or its lines.
+type bundleFile struct {
+	name  string
+	data  []byte
+	lines RecordLines
+	size  int64
+	sum   [32]byte
+}
+
+// ErrRecordsChanged means the records yielded while a bundle was written were not those
+// hashed for its manifest.
+var ErrRecordsChanged = errors.New("evidence: records changed while the bundle was written")
+
 // WriteBundle writes a gzip-compressed tar bundle to w and signs its manifest with key,
-// the evidence key whose public half is c.PublicKey.
-//
-// Known limitation: the files are held in memory while the bundle is written.
+// the evidence key whose public half is c.PublicKey. With c.Lines the records are read
+// twice (hashed for the manifest, then written) and never held in memory; the other files
+// are small.
 func WriteBundle(w io.Writer, c BundleContents, key crypto.Signer) error {
 	var cps, wits bytes.Buffer
 	for _, cp := range c.Checkpoints {
@@ -120,24 +142,38 @@ func WriteBundle(w io.Writer, c BundleContents, key crypto.Signer) error {
 		wits.Write(WitnessLine(wt))
 		wits.WriteByte('\n')
 	}
-	files := []struct {
-		name string
-		data []byte
-	}{
-		{FileReadme, []byte(readme(c))},
-		{FilePublicKey, c.PublicKey},
-		{FileChain, c.Chain},
-		{FileCheckpoints, cps.Bytes()},
-		{FileWitnesses, wits.Bytes()},
-		{FileRecords, c.Records},
+	records := &bundleFile{name: FileRecords, data: c.Records, lines: c.Lines}
+	files := []*bundleFile{
+		{name: FileReadme, data: []byte(readme(c))},
+		{name: FilePublicKey, data: c.PublicKey},
+		{name: FileChain, data: c.Chain},
+		{name: FileCheckpoints, data: cps.Bytes()},
+		{name: FileWitnesses, data: wits.Bytes()},
+		records,
+	}
+	for _, f := range files {
+		if f.lines == nil {
+			f.size, f.sum = int64(len(f.data)), sha256.Sum256(f.data)
+			continue
+		}
+		h := sha256.New()
+		err := f.lines(func(line []byte) error {
+			h.Write(line)
+			h.Write([]byte{'\n'})
+			f.size += int64(len(line)) + 1
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("evidence: bundle records: %w", err)
+		}
+		h.Sum(f.sum[:0])
 	}
 
 	m := Manifest{Format: BundleFormat, Tenant: c.Tenant, Created: c.Created.UTC(),
 		FirstSeq: c.FirstSeq, LastSeq: c.LastSeq}
 	for _, f := range files {
-		sum := sha256.Sum256(f.data)
-		m.Files = append(m.Files, ManifestFile{Name: f.name, Size: int64(len(f.data)),
-			SHA256: hex.EncodeToString(sum[:])})
+		m.Files = append(m.Files, ManifestFile{Name: f.name, Size: f.size,
+			SHA256: hex.EncodeToString(f.sum[:])})
 	}
 	manifest, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
@@ -151,27 +187,24 @@ func WriteBundle(w io.Writer, c BundleContents, key crypto.Signer) error {
 
 	gz := gzip.NewWriter(w)
 	tw := tar.NewWriter(gz)
-	add := func(name string, data []byte) error {
-		hdr := &tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)),
+	add := func(f *bundleFile) error {
+		hdr := &tar.Header{Name: f.name, Mode: 0o644, Size: f.size,
 			ModTime: c.Created, Typeflag: tar.TypeReg, Format: tar.FormatPAX}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err
 		}
-		_, err := tw.Write(data)
-		return err
+		if f.lines == nil {
+			_, err := tw.Write(f.data)
+			return err
+		}
+		return writeLines(tw, f)
 	}
-	if err := add(FileReadme, files[0].data); err != nil {
-		return fmt.Errorf("evidence: write bundle: %w", err)
-	}
-	if err := add(FileManifest, manifest); err != nil {
-		return fmt.Errorf("evidence: write bundle: %w", err)
-	}
-	if err := add(FileManifestSig, sig); err != nil {
-		return fmt.Errorf("evidence: write bundle: %w", err)
-	}
-	for _, f := range files[1:] {
-		if err := add(f.name, f.data); err != nil {
-			return fmt.Errorf("evidence: write bundle: %w", err)
+	order := append([]*bundleFile{files[0],
+		{name: FileManifest, data: manifest, size: int64(len(manifest))},
+		{name: FileManifestSig, data: sig, size: int64(len(sig))}}, files[1:]...)
+	for _, f := range order {
+		if err := add(f); err != nil {
+			return fmt.Errorf("evidence: write bundle %s: %w", f.name, err)
 		}
 	}
 	if err := tw.Close(); err != nil {
@@ -183,10 +216,39 @@ func WriteBundle(w io.Writer, c BundleContents, key crypto.Signer) error {
 	return nil
 }
 
+// writeLines writes f's lines to w, buffered, and checks them against f's size and hash.
+func writeLines(w io.Writer, f *bundleFile) error {
+	h := sha256.New()
+	bw := bufio.NewWriterSize(io.MultiWriter(w, h), 256<<10)
+	var n int64
+	err := f.lines(func(line []byte) error {
+		n += int64(len(line)) + 1
+		if n > f.size {
+			return ErrRecordsChanged
+		}
+		bw.Write(line)
+		return bw.WriteByte('\n')
+	})
+	if err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	var sum [32]byte
+	if n != f.size || !bytes.Equal(h.Sum(sum[:0]), f.sum[:]) {
+		return ErrRecordsChanged
+	}
+	return nil
+}
+
 // Bundle is a bundle read into memory: its files by name.
 type Bundle struct {
 	Files map[string][]byte
 	Order []string // file names in archive order
+	// records, when not nil, is records.jsonl checked while it was read (VerifyReader);
+	// Files does not hold it then.
+	records *recordChecker
 }
 
 // maxBundleFile bounds one file read from a bundle (4 GiB).

@@ -263,7 +263,8 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			if _, err := b.WriteTo(&buf); err != nil {
 				t.Fatal(err)
 			}
-			b, err := ReadBundle(&buf)
+			raw := buf.Bytes()
+			b, err := ReadBundle(bytes.NewReader(raw))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -274,6 +275,11 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			}
 			if !strings.HasPrefix(err.Error(), tt.wants) {
 				t.Errorf("Verify = %q, want it to start with %q", err, tt.wants)
+			}
+			// streaming verification names the same failure
+			_, serr := VerifyReader(bytes.NewReader(raw), opts, nil)
+			if serr == nil || serr.Error() != err.Error() {
+				t.Errorf("VerifyReader = %v, Verify = %v", serr, err)
 			}
 		})
 	}

@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"sort"
 	"strings"
@@ -161,66 +162,152 @@ type parsedLine struct {
 }
 
 func (b *Bundle) verifyRecords(m Manifest, rep *Report) (chainHashes, error) {
-	data, ok := b.Files[FileRecords]
-	if !ok {
-		return chainHashes{}, fail(FileRecords, "missing")
-	}
-	lines := splitLines(data)
-	parsed := parseLines(lines)
-
-	ch := chainHashes{first: m.FirstSeq, hashes: make([]Hash, 0, len(parsed))}
-	if len(parsed) == 0 {
-		if m.FirstSeq != 0 || m.LastSeq != 0 {
-			return ch, fail(FileRecords, "no records, manifest says %d to %d", m.FirstSeq, m.LastSeq)
+	rc := b.records
+	if rc == nil {
+		data, ok := b.Files[FileRecords]
+		if !ok {
+			return chainHashes{}, fail(FileRecords, "missing")
 		}
-		return ch, nil
+		rc = newRecordChecker(m, nil)
+		if err := rc.feed(bytes.NewReader(data)); err != nil {
+			return chainHashes{}, fail(FileRecords, "%v", err)
+		}
 	}
-	var running Hash
-	for i, p := range parsed {
-		want := m.FirstSeq + uint64(i)
+	return rc.finish(rep)
+}
+
+// recordChecker checks records.jsonl as it is read: it keeps the chain hash of each
+// record (32 bytes a record) and the first failure, never the records.
+type recordChecker struct {
+	m        Manifest
+	progress func(done, total uint64)
+	ch       chainHashes
+	running  Hash
+	n        int   // lines seen
+	failure  error // the first failure
+	first    string
+	last     string // time texts of the first and last record
+	size     int64
+	sum      [32]byte
+}
+
+func newRecordChecker(m Manifest, progress func(done, total uint64)) *recordChecker {
+	return &recordChecker{m: m, progress: progress, ch: chainHashes{first: m.FirstSeq}}
+}
+
+// recordBlock is how much of records.jsonl a checker reads at a time.
+const recordBlock = 4 << 20
+
+// feed reads records.jsonl from r to its end.
+func (c *recordChecker) feed(r io.Reader) error {
+	h := sha256.New()
+	buf := make([]byte, recordBlock)
+	var carry []byte
+	total := uint64(0)
+	if c.m.LastSeq >= c.m.FirstSeq && c.m.FirstSeq > 0 {
+		total = c.m.LastSeq - c.m.FirstSeq + 1
+	}
+	for {
+		n, err := io.ReadFull(r, buf)
+		h.Write(buf[:n])
+		c.size += int64(n)
+		data := append(carry, buf[:n]...)
+		end := len(data)
+		if err == nil {
+			end = bytes.LastIndexByte(data, '\n') + 1
+		}
+		c.check(parseLines(splitLines(data[:end])))
+		carry = append([]byte(nil), data[end:]...)
+		if c.progress != nil {
+			c.progress(uint64(c.n), total)
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			h.Sum(c.sum[:0])
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// check chains the parsed lines after those seen so far, keeping the first failure.
+func (c *recordChecker) check(parsed []parsedLine) {
+	for _, p := range parsed {
+		i := c.n
+		c.n++
+		if c.failure != nil {
+			continue
+		}
+		want := c.m.FirstSeq + uint64(i)
 		what := fmt.Sprintf("record %d", want)
 		if p.err != nil {
-			return ch, fail(fmt.Sprintf("record at line %d", i+1), "%v", p.err)
+			c.failure = fail(fmt.Sprintf("record at line %d", i+1), "%v", p.err)
+			continue
 		}
 		r := p.rec
-		if r.Seq != want {
-			return ch, fail(what, "line %d holds seq %d (records removed, inserted or "+
+		switch {
+		case r.Seq != want:
+			c.failure = fail(what, "line %d holds seq %d (records removed, inserted or "+
 				"reordered)", i+1, r.Seq)
-		}
-		if r.Tenant != m.Tenant {
-			return ch, fail(what, "tenant %q, bundle is for %q", r.Tenant, m.Tenant)
+			continue
+		case r.Tenant != c.m.Tenant:
+			c.failure = fail(what, "tenant %q, bundle is for %q", r.Tenant, c.m.Tenant)
+			continue
 		}
 		if i == 0 {
-			running = r.Prev
-			ch.base = r.Prev
+			c.running = r.Prev
+			c.ch.base = r.Prev
 		}
-		if r.Prev != running {
-			return ch, fail(what, "prev does not match the hash of record %d (a record "+
+		if r.Prev != c.running {
+			c.failure = fail(what, "prev does not match the hash of record %d (a record "+
 				"before it was changed, removed or inserted)", want-1)
+			continue
 		}
-		running = ChainHash(running, p.leaf)
-		if running != p.claimed {
-			return ch, fail(what, "hash does not match its contents (record changed)")
+		c.running = ChainHash(c.running, p.leaf)
+		if c.running != p.claimed {
+			c.failure = fail(what, "hash does not match its contents (record changed)")
+			continue
 		}
-		ch.hashes = append(ch.hashes, running)
-		if i == 0 || i == len(parsed)-1 {
-			t, err := time.Parse(time.RFC3339Nano, p.time)
-			if err != nil {
-				return ch, fail(what, "time: %v", err)
-			}
-			rep.LastTime = t
-			if i == 0 {
-				rep.FirstTime = t
-			}
+		c.ch.hashes = append(c.ch.hashes, c.running)
+		if i == 0 {
+			c.first = p.time
 		}
+		c.last = p.time
 	}
-	rep.FirstSeq = m.FirstSeq
-	rep.LastSeq = m.FirstSeq + uint64(len(parsed)) - 1
-	rep.Records = len(parsed)
-	if rep.LastSeq != m.LastSeq {
-		return ch, fail(FileRecords, "records end at %d, manifest says %d", rep.LastSeq, m.LastSeq)
+}
+
+// finish returns the chain hashes and fills rep, or the first failure.
+func (c *recordChecker) finish(rep *Report) (chainHashes, error) {
+	if c.failure != nil {
+		return c.ch, c.failure
 	}
-	return ch, nil
+	if c.n == 0 {
+		if c.m.FirstSeq != 0 || c.m.LastSeq != 0 {
+			return c.ch, fail(FileRecords, "no records, manifest says %d to %d",
+				c.m.FirstSeq, c.m.LastSeq)
+		}
+		return c.ch, nil
+	}
+	for i, ts := range []string{c.first, c.last} {
+		t, err := time.Parse(time.RFC3339Nano, ts)
+		if err != nil {
+			seq := c.m.FirstSeq + uint64(i*(c.n-1))
+			return c.ch, fail(fmt.Sprintf("record %d", seq), "time: %v", err)
+		}
+		if i == 0 {
+			rep.FirstTime = t
+		}
+		rep.LastTime = t
+	}
+	rep.FirstSeq = c.m.FirstSeq
+	rep.LastSeq = c.m.FirstSeq + uint64(c.n) - 1
+	rep.Records = c.n
+	if rep.LastSeq != c.m.LastSeq {
+		return c.ch, fail(FileRecords, "records end at %d, manifest says %d", rep.LastSeq,
+			c.m.LastSeq)
+	}
+	return c.ch, nil
 }
 
 // splitLines splits newline-terminated lines; a last line without newline counts too.
@@ -514,16 +601,18 @@ func (b *Bundle) verifyManifest(m Manifest, manifestBytes []byte, pub crypto.Pub
 	listed := map[string]bool{FileManifest: true, FileManifestSig: true}
 	for _, f := range m.Files {
 		listed[f.Name] = true
-		data, ok := b.Files[f.Name]
+		size, sum, ok := b.fileSum(f.Name)
 		if !ok {
 			return fail(FileManifest, "lists %s, which is missing", f.Name)
 		}
-		sum := sha256.Sum256(data)
-		if int64(len(data)) != f.Size || hex.EncodeToString(sum[:]) != f.SHA256 {
+		if size != f.Size || hex.EncodeToString(sum[:]) != f.SHA256 {
 			return fail(FileManifest, "%s does not match its size and SHA-256", f.Name)
 		}
 	}
 	var extra []string
+	if b.records != nil && !listed[FileRecords] {
+		extra = append(extra, FileRecords)
+	}
 	for name := range b.Files {
 		if !listed[name] {
 			extra = append(extra, name)
@@ -534,4 +623,16 @@ func (b *Bundle) verifyManifest(m Manifest, manifestBytes []byte, pub crypto.Pub
 		return fail(FileManifest, "does not list %s", strings.Join(extra, ", "))
 	}
 	return nil
+}
+
+// fileSum returns the size and SHA-256 of a file of the bundle, streamed or held.
+func (b *Bundle) fileSum(name string) (int64, [32]byte, bool) {
+	if name == FileRecords && b.records != nil {
+		return b.records.size, b.records.sum, true
+	}
+	data, ok := b.Files[name]
+	if !ok {
+		return 0, [32]byte{}, false
+	}
+	return int64(len(data)), sha256.Sum256(data), true
 }
