@@ -19,6 +19,9 @@ const (
 	ActionShell                = "shell"
 	// ActionBootstrapAgent is a collector's: install an agent on a device over SSH.
 	ActionBootstrapAgent = "bootstrap_agent"
+	// ActionEvaluateBaseline evaluates the baseline now and reports (an operator's
+	// `wardctl check run`).
+	ActionEvaluateBaseline = "evaluate_baseline"
 )
 
 // ActionSpec describes an action's parameters, for validation on both sides.
@@ -68,7 +71,14 @@ var Actions = map[string]ActionSpec{
 	ActionLockAccount: {
 		Summary: "lock a local account's password", Required: []string{"user"},
 	},
-	ActionRotateCertificate: {Summary: "renew the agent's certificate now"},
+	ActionRotateCertificate: {
+		Summary: "renew the agent's certificate now and wait until the new one is in place",
+	},
+	ActionEvaluateBaseline: {
+		Summary: "evaluate the baseline now and report the checks whose state changed, " +
+			"or every check with full: \"true\"",
+		Optional: []string{"full"},
+	},
 	ActionShell: {
 		Summary:  "run a shell script; refused unless the agent's configuration enables it",
 		Required: []string{"script"},

@@ -35,8 +35,14 @@ type Config struct {
 	Services svcpkg.Provider
 	// Baseline returns the baseline in force, for restore_file; nil means none.
 	Baseline func() *baseline.Baseline
-	// RotateCertificate renews the agent's certificate now; nil refuses rotate_certificate.
+	// RotateCertificate renews the agent's certificate now and returns once the new
+	// certificate is in place (stored and used for new connections), or with the reason
+	// it is not; nil refuses rotate_certificate.
 	RotateCertificate func(ctx context.Context) error
+	// EvaluateBaseline evaluates the baseline now and reports the result (every check
+	// when full is set) as the report of command commandID; nil refuses evaluate_baseline.
+	EvaluateBaseline func(ctx context.Context, commandID string, full bool) (
+		EvaluationSummary, error)
 	// AllowShell enables the shell action. Off unless the agent's own configuration says so.
 	AllowShell bool
 	// BootstrapAgent runs bootstrap_agent (a collector's SSH bootstrap, package
@@ -72,6 +78,7 @@ var impls = map[string]actionFunc{
 	runbook.ActionRotateCertificate:    (*Runner).rotateCertificate,
 	runbook.ActionShell:                (*Runner).shell,
 	runbook.ActionBootstrapAgent:       (*Runner).bootstrapAgent,
+	runbook.ActionEvaluateBaseline:     (*Runner).evaluateBaseline,
 }
 
 // ErrNotCollector is returned for bootstrap_agent on an agent without the collector role.

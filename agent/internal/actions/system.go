@@ -129,9 +129,9 @@ func (r *Runner) rotateCertificate(ctx context.Context, _ map[string]string, dry
 		return Outcome{Changed: true, Output: "would renew the agent certificate"}, nil
 	}
 	if err := r.cfg.RotateCertificate(ctx); err != nil {
-		return Outcome{}, err
+		return Outcome{}, fmt.Errorf("rotate_certificate: %w", err)
 	}
-	return Outcome{Changed: true, Output: "agent certificate renewed"}, nil
+	return Outcome{Changed: true, Output: "agent certificate renewed and in use"}, nil
 }
 
 // shell runs a script with /bin/sh under the host root's environment. Refused unless

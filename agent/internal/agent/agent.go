@@ -192,9 +192,13 @@ func buildHost(cfg Config, st *state.State, c *client.Client, bs *baselines,
 	}
 
 	acfg := actions.Config{FS: fsys, Services: svc, Baseline: bs.Current,
-		RotateCertificate: func(context.Context) error {
-			c.RequestRenewal("runbook rotate_certificate")
-			return nil
+		RotateCertificate: func(ctx context.Context) error {
+			return c.Renew(ctx, "runbook rotate_certificate")
+		},
+		EvaluateBaseline: func(ctx context.Context, commandID string,
+			full bool) (actions.EvaluationSummary, error) {
+			sum, err := loop.EvaluateRequested(ctx, commandID, full)
+			return actions.EvaluationSummary(sum), err
 		},
 		AllowShell: cfg.AllowShell, Log: cfg.Log.With("component", "actions")}
 	if slices.Contains(rolesOf(cfg, st), "collector") {

@@ -147,7 +147,8 @@ func (x *Executor) runSteps(ctx context.Context, spec *wardv1.CommandSpec,
 		if timeout <= 0 || timeout > runbook.MaxStepTimeout {
 			timeout = runbook.DefaultStepTimeout
 		}
-		sctx, cancel := context.WithTimeout(ctx, timeout)
+		sctx, cancel := context.WithTimeout(actions.WithCommandID(ctx, spec.GetCommandId()),
+			timeout)
 		out, err := x.cfg.Runner.Run(sctx, s.GetAction(), s.GetParams(), spec.GetDryRun())
 		timedOut := sctx.Err() == context.DeadlineExceeded
 		cancel()

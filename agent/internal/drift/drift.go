@@ -202,6 +202,29 @@ func (l *Loop) evaluateLogged(ctx context.Context, trigger string) {
 // changed. The new states are saved only once the report is durable, so a report the
 // sink could not take is made again at the next evaluation.
 func (l *Loop) Evaluate(ctx context.Context, trigger string) error {
+	_, err := l.evaluate(ctx, trigger, "", false)
+	return err
+}
+
+// Summary is what one evaluation found and reported.
+type Summary struct {
+	Checks   int  // checks evaluated
+	Reported int  // results in the report (zero: nothing changed, no report)
+	Failing  int  // checks failing
+	Full     bool // the report was a full snapshot
+}
+
+// EvaluateRequested evaluates the whole baseline now on an operator's request (command
+// commandID), whatever the schedule, and enqueues a report with trigger "request" and
+// command_id set: every check when full is set, otherwise those whose state changed
+// (nothing when none did). It blocks until the report is enqueued.
+func (l *Loop) EvaluateRequested(ctx context.Context, commandID string, full bool) (Summary,
+	error) {
+	return l.evaluate(ctx, TriggerRequest, commandID, full)
+}
+
+func (l *Loop) evaluate(ctx context.Context, trigger, commandID string,
+	forceFull bool) (Summary, error) {
 	l.evalMu.Lock()
 	defer l.evalMu.Unlock()
 
@@ -210,14 +233,17 @@ func (l *Loop) Evaluate(ctx context.Context, trigger string) error {
 	began := time.Now()
 	results := l.cfg.Evaluator.Baseline(ctx, b)
 	if ctx.Err() != nil {
-		return ctx.Err()
+		return Summary{}, ctx.Err()
 	}
 
 	full, why := l.st.snapshotDue(b, now, l.cfg.SnapshotEvery)
+	if forceFull && !full {
+		full, why = true, "requested"
+	}
 	next := l.st.clone()
 	changed := next.apply(b, results, now, true)
 	report := &wardv1.DriftReport{BaselineId: b.ID, BaselineVersion: b.Version,
-		FullSnapshot: full, Trigger: trigger}
+		FullSnapshot: full, Trigger: trigger, CommandId: commandID}
 	for _, r := range results {
 		if full || changed[r.CheckID] {
 			report.Results = append(report.Results, wire(r, next.Checks[r.CheckID].Since))
@@ -226,20 +252,25 @@ func (l *Loop) Evaluate(ctx context.Context, trigger string) error {
 	if full {
 		next.LastSnapshot = now
 	}
+	sum := Summary{Checks: len(results), Reported: len(report.Results),
+		Failing: countFailing(results), Full: full}
 
 	log := l.log.With("trigger", trigger, "baseline", b.ID, logkey.Version, b.Version)
+	if commandID != "" {
+		log = log.With(logkey.Command, commandID)
+	}
 	if len(report.Results) == 0 {
 		log.Debug("drift evaluated; nothing changed", "checks", len(results),
 			logkey.Duration, time.Since(began).String())
-		return l.save(next)
+		return sum, l.save(next)
 	}
 	if err := l.send(report); err != nil {
-		return err
+		return Summary{}, err
 	}
 	log.Info("drift reported", "checks", len(results), "reported", len(report.Results),
-		"full_snapshot", full, "snapshot_reason", why, "failing", countFailing(results),
+		"full_snapshot", full, "snapshot_reason", why, "failing", sum.Failing,
 		logkey.Duration, time.Since(began).String())
-	return l.save(next)
+	return sum, l.save(next)
 }
 
 // Verify evaluates only ids, right after command commandID, and enqueues their results

@@ -386,3 +386,65 @@ func TestWireScrubsAndBounds(t *testing.T) {
 		})
 	}
 }
+
+// TestEvaluateRequestedReportsAtOnceUnderItsCommand is an operator's `wardctl check run`
+// on the agent: the evaluation runs now, its report carries trigger "request" and the
+// command's id, holds the changed checks only (none: no report), or every check when a
+// full snapshot is asked for.
+func TestEvaluateRequestedReportsAtOnceUnderItsCommand(t *testing.T) {
+	f := newFixture(t)
+	l := f.loop(t, nil)
+	ctx := context.Background()
+	if err := l.Evaluate(ctx, TriggerStart); err != nil {
+		t.Fatal(err)
+	}
+	first := f.sink.take()
+	if len(first) != 1 || !first[0].GetFullSnapshot() {
+		t.Fatalf("start: %d reports, want one full snapshot", len(first))
+	}
+	all := len(first[0].GetResults())
+
+	sum, err := l.EvaluateRequested(ctx, "cmd-1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Reported != 0 || sum.Checks != all || len(f.sink.take()) != 0 {
+		t.Fatalf("nothing changed: summary %+v, want no report of %d checks", sum, all)
+	}
+
+	f.enablePasswordSSH(t, true)
+	sum, err = l.EvaluateRequested(ctx, "cmd-2", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := f.sink.take()
+	if len(got) != 1 || sum.Reported != 1 || sum.Full || sum.Failing < 1 {
+		t.Fatalf("SSH-002 turned failing: %d reports, summary %+v", len(got), sum)
+	}
+	r := got[0]
+	if r.GetTrigger() != TriggerRequest || r.GetCommandId() != "cmd-2" ||
+		r.GetResults()[0].GetCheckId() != "SSH-002" ||
+		r.GetResults()[0].GetState() != wardv1.CheckState_CHECK_STATE_FAIL {
+		t.Fatalf("report: trigger %q command %q results %v", r.GetTrigger(),
+			r.GetCommandId(), r.GetResults())
+	}
+
+	sum, err = l.EvaluateRequested(ctx, "cmd-3", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = f.sink.take()
+	if len(got) != 1 || !got[0].GetFullSnapshot() || len(got[0].GetResults()) != all ||
+		!sum.Full || got[0].GetCommandId() != "cmd-3" {
+		t.Fatalf("full request: %d reports, summary %+v", len(got), sum)
+	}
+
+	f.sink.mu.Lock()
+	f.sink.fail = true
+	f.sink.mu.Unlock()
+	f.enablePasswordSSH(t, false)
+	if _, err := l.EvaluateRequested(ctx, "cmd-4", false); err == nil ||
+		!strings.Contains(err.Error(), "spool full") {
+		t.Fatalf("a report the spool refused: %v, want the refusal", err)
+	}
+}
