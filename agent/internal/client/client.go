@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -122,7 +123,8 @@ type Client struct {
 
 	interval       atomic.Int64  // heartbeat interval, nanoseconds
 	intervalChange chan struct{} // capacity 1: the heartbeat loop re-arms its timer
-	renewNow       chan string   // capacity 1: a reason to renew at once
+	renewNow       chan renewal  // capacity 1: a renewal asked for at once
+	renewMu        sync.Mutex    // serializes requests into renewNow
 }
 
 // New checks cfg and fills its defaults.
@@ -170,7 +172,7 @@ func New(cfg Config) (*Client, error) {
 		creds:          cr,
 		start:          cfg.Now(),
 		intervalChange: make(chan struct{}, 1),
-		renewNow:       make(chan string, 1),
+		renewNow:       make(chan renewal, 1),
 	}
 	c.interval.Store(int64(cfg.HeartbeatInterval))
 	return c, nil

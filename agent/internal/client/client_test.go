@@ -551,3 +551,61 @@ func TestHooksReceiveCommandsAndVerifiedBaselines(t *testing.T) {
 		t.Fatal("the baseline hook was not called")
 	}
 }
+
+// storedSerial is the serial of the certificate in the agent's cert.pem.
+func storedSerial(t *testing.T, a *agent) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(string(a.dir), state.CertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, err := pki.ParseCerts(data)
+	if err != nil || len(certs) == 0 {
+		t.Fatalf("cert.pem: %v", err)
+	}
+	return certs[0].SerialNumber.Text(16)
+}
+
+// TestRenewWaitsForTheNewCertificate is what rotate_certificate relies on: Renew returns
+// only once the new certificate is stored and in use, returns the controller's refusal
+// when the attempt fails, and gives up with ctx when no renew loop runs.
+func TestRenewWaitsForTheNewCertificate(t *testing.T) {
+	ca := testca.New(t, "msp.example")
+	f := newFakeController(t, ca)
+	old := agentCert(t, ca, time.Now(), time.Hour)
+	a := newAgent(t, ca, f.addr(), old, nil)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	err := a.c.Renew(ctx, "runbook rotate_certificate")
+	cancel()
+	if err == nil || !strings.Contains(err.Error(), "renewal not finished") {
+		t.Fatalf("Renew without a running client = %v, want it to give up with ctx", err)
+	}
+
+	a.run(t)
+	eventually(t, "the connection", func() bool { c, _, _ := f.snapshot(); return c == 1 })
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.c.Renew(ctx, "runbook rotate_certificate"); err != nil {
+		t.Fatalf("Renew = %v", err)
+	}
+	// No waiting: when Renew returns the new certificate is stored and in use.
+	renewed := storedSerial(t, a)
+	if renewed == old.Leaf.SerialNumber.Text(16) {
+		t.Fatal("Renew returned while cert.pem still held the old certificate")
+	}
+	if got := a.c.creds.leaf().SerialNumber.Text(16); got != renewed {
+		t.Fatalf("client presents serial %s, want the renewed %s", got, renewed)
+	}
+
+	f.set(func(f *fakeController) {
+		f.failRenew = status.Error(codes.Unavailable, "signing key offline")
+	})
+	err = a.c.Renew(ctx, "runbook rotate_certificate")
+	if err == nil || !strings.Contains(err.Error(), "signing key offline") {
+		t.Fatalf("Renew against a refusing controller = %v, want its reason", err)
+	}
+	if got := storedSerial(t, a); got != renewed {
+		t.Fatalf("a failed renewal replaced cert.pem (serial %s)", got)
+	}
+}

@@ -43,6 +43,7 @@ type fakeController struct {
 	hellos    []*wardv1.Hello
 	serials   []string // client certificate serial of each Connect
 	renewals  int
+	failRenew error // returned by Renew when set
 	holdAcks  bool
 	invalid   uint64 // a seq refused as invalid every time it arrives
 	refuse    error  // returned by Connect when set
@@ -194,8 +195,11 @@ func (f *fakeController) Renew(ctx context.Context,
 	}
 	f.mu.Lock()
 	f.renewals++
-	ttl := f.certTTL
+	ttl, fail := f.certTTL, f.failRenew
 	f.mu.Unlock()
+	if fail != nil {
+		return nil, fail
+	}
 
 	der, err := f.ca.SignCSR(req.GetCsrDer(), id, ttl)
 	if err != nil {

@@ -23,12 +23,29 @@ const (
 	renewRetryMax = 5 * time.Minute
 )
 
-// requestRenewal asks the renew loop to renew now.
-func (c *Client) requestRenewal(reason string) {
+// renewal is a renewal asked for at once: why, and who waits for its outcome.
+type renewal struct {
+	reason  string
+	waiters []chan<- error // each gets the outcome of the next attempt; may be empty
+}
+
+// requestRenewal asks the renew loop to renew now; done, when not nil, gets the outcome
+// of the attempt (nil once the new certificate is stored and in use). Requests made
+// while one is pending are merged into it.
+func (c *Client) requestRenewal(reason string, done chan<- error) {
+	c.renewMu.Lock()
+	defer c.renewMu.Unlock()
+
+	r := renewal{reason: reason}
 	select {
-	case c.renewNow <- reason:
-	default: // one is pending already
+	case pending := <-c.renewNow:
+		r = pending
+	default:
 	}
+	if done != nil {
+		r.waiters = append(r.waiters, done)
+	}
+	c.renewNow <- r // never blocks: the channel was emptied under renewMu
 }
 
 // renewLoop renews the certificate at about two thirds of its life, or at once when the
@@ -47,20 +64,22 @@ func (c *Client) renewLoop(ctx context.Context, api wardv1.AgentServiceClient) e
 		wait = max(min(wait, leaf.NotAfter.Sub(c.now())), 0)
 
 		timer := time.NewTimer(wait)
-		reason := "two thirds of the certificate's life"
+		asked := renewal{reason: "two thirds of the certificate's life"}
 		select {
 		case <-ctx.Done():
 			timer.Stop()
 			return nil
-		case reason = <-c.renewNow:
+		case asked = <-c.renewNow:
 			timer.Stop()
 		case <-timer.C:
 		}
 
 		if err := c.checkExpiry(); err != nil {
+			asked.tell(err)
 			return err
 		}
-		err := c.renew(ctx, api, reason)
+		err := c.renew(ctx, api, asked.reason)
+		asked.tell(err)
 		if err == nil {
 			retry.Reset()
 			wait = 0
@@ -174,7 +193,29 @@ func (c *Client) updateRoots(cas [][]byte) error {
 	return nil
 }
 
-// RequestRenewal asks the client to renew its certificate now (the rotate_certificate
-// action). It does not wait for the renewal; a failed one is retried with backoff like
-// any other. Safe for concurrent use.
-func (c *Client) RequestRenewal(reason string) { c.requestRenewal(reason) }
+// tell gives err, the outcome of the attempt, to everyone waiting for it.
+func (r renewal) tell(err error) {
+	for _, w := range r.waiters {
+		w <- err // buffered by Renew
+	}
+}
+
+// RequestRenewal asks the client to renew its certificate now. It does not wait for the
+// renewal; a failed one is retried with backoff like any other. Safe for concurrent use.
+func (c *Client) RequestRenewal(reason string) { c.requestRenewal(reason, nil) }
+
+// Renew renews the certificate now and waits for the outcome (the rotate_certificate
+// action): it returns nil once the new certificate is stored in the state directory and
+// used for new connections, the attempt's error when it failed (the renew loop then
+// retries with backoff as usual), or ctx's error when ctx ends first (for example while
+// the client is not running). Safe for concurrent use.
+func (c *Client) Renew(ctx context.Context, reason string) error {
+	done := make(chan error, 1)
+	c.requestRenewal(reason, done)
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("renewal not finished: %w", ctx.Err())
+	}
+}

@@ -259,7 +259,7 @@ func (c *Client) recvLoop(ctx context.Context, stream wardv1.AgentService_Connec
 				return err
 			}
 		case *wardv1.ConnectResponse_RenewCertificate:
-			c.requestRenewal(b.RenewCertificate.GetReason())
+			c.requestRenewal(b.RenewCertificate.GetReason(), nil)
 		case *wardv1.ConnectResponse_Command:
 			c.handleCommand(b.Command)
 		case *wardv1.ConnectResponse_BaselineUpdate:
