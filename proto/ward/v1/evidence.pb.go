@@ -612,8 +612,11 @@ type ExportProgress struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Records read.
 	Done uint64 `protobuf:"varint,1,opt,name=done,proto3" json:"done,omitempty"`
-	// Size of the log.
-	Total         uint64 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	// Size of the log, or records in the bundle (see phase).
+	Total uint64 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	// What is counted: "selecting" (records read to find the range, of the log's size),
+	// "hashing" or "writing" (the bundle's records, read twice).
+	Phase         string `protobuf:"bytes,3,opt,name=phase,proto3" json:"phase,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -660,6 +663,13 @@ func (x *ExportProgress) GetTotal() uint64 {
 		return x.Total
 	}
 	return 0
+}
+
+func (x *ExportProgress) GetPhase() string {
+	if x != nil {
+		return x.Phase
+	}
+	return ""
 }
 
 // ExportSummary closes an export.
@@ -848,6 +858,594 @@ func (*ExportResponse_Chunk) isExportResponse_Body() {}
 
 func (*ExportResponse_Summary) isExportResponse_Body() {}
 
+// ArchiveRequest selects what to archive.
+type ArchiveRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Tenant whose log to archive.
+	Tenant string `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// Archive records recorded before this time. Required.
+	Before        *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=before,proto3" json:"before,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArchiveRequest) Reset() {
+	*x = ArchiveRequest{}
+	mi := &file_ward_v1_evidence_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArchiveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArchiveRequest) ProtoMessage() {}
+
+func (x *ArchiveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ward_v1_evidence_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArchiveRequest.ProtoReflect.Descriptor instead.
+func (*ArchiveRequest) Descriptor() ([]byte, []int) {
+	return file_ward_v1_evidence_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ArchiveRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *ArchiveRequest) GetBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Before
+	}
+	return nil
+}
+
+// EvidenceArchive describes an archive bundle kept by the controller.
+type EvidenceArchive struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// First record in the archive.
+	FirstSeq uint64 `protobuf:"varint,1,opt,name=first_seq,json=firstSeq,proto3" json:"first_seq,omitempty"`
+	// Last record; a signed checkpoint of this size is in the archive.
+	LastSeq uint64 `protobuf:"varint,2,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	// Chain hash of the last record (the checkpoint's head), lowercase hex.
+	Head string `protobuf:"bytes,3,opt,name=head,proto3" json:"head,omitempty"`
+	// Time of the last record.
+	LastTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=last_time,json=lastTime,proto3" json:"last_time,omitempty"`
+	// SHA-256 of the archive's manifest.json, lowercase hex.
+	ManifestSha256 string `protobuf:"bytes,5,opt,name=manifest_sha256,json=manifestSha256,proto3" json:"manifest_sha256,omitempty"`
+	// File name in the controller's archive directory.
+	File string `protobuf:"bytes,6,opt,name=file,proto3" json:"file,omitempty"`
+	// When it was written.
+	Created *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created,proto3" json:"created,omitempty"`
+	// Size of the file in bytes.
+	Size          int64 `protobuf:"varint,8,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EvidenceArchive) Reset() {
+	*x = EvidenceArchive{}
+	mi := &file_ward_v1_evidence_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EvidenceArchive) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EvidenceArchive) ProtoMessage() {}
+
+func (x *EvidenceArchive) ProtoReflect() protoreflect.Message {
+	mi := &file_ward_v1_evidence_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EvidenceArchive.ProtoReflect.Descriptor instead.
+func (*EvidenceArchive) Descriptor() ([]byte, []int) {
+	return file_ward_v1_evidence_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *EvidenceArchive) GetFirstSeq() uint64 {
+	if x != nil {
+		return x.FirstSeq
+	}
+	return 0
+}
+
+func (x *EvidenceArchive) GetLastSeq() uint64 {
+	if x != nil {
+		return x.LastSeq
+	}
+	return 0
+}
+
+func (x *EvidenceArchive) GetHead() string {
+	if x != nil {
+		return x.Head
+	}
+	return ""
+}
+
+func (x *EvidenceArchive) GetLastTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastTime
+	}
+	return nil
+}
+
+func (x *EvidenceArchive) GetManifestSha256() string {
+	if x != nil {
+		return x.ManifestSha256
+	}
+	return ""
+}
+
+func (x *EvidenceArchive) GetFile() string {
+	if x != nil {
+		return x.File
+	}
+	return ""
+}
+
+func (x *EvidenceArchive) GetCreated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Created
+	}
+	return nil
+}
+
+func (x *EvidenceArchive) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+// ArchiveSummary closes an archive stream.
+type ArchiveSummary struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The archive written.
+	Archive *EvidenceArchive `protobuf:"bytes,1,opt,name=archive,proto3" json:"archive,omitempty"`
+	// Checkpoints in the archive.
+	Checkpoints uint32 `protobuf:"varint,2,opt,name=checkpoints,proto3" json:"checkpoints,omitempty"`
+	// Witness signatures in the archive.
+	Witnesses uint32 `protobuf:"varint,3,opt,name=witnesses,proto3" json:"witnesses,omitempty"`
+	// SHA-256 of the evidence key's SubjectPublicKeyInfo, hex.
+	KeyFingerprint string `protobuf:"bytes,4,opt,name=key_fingerprint,json=keyFingerprint,proto3" json:"key_fingerprint,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ArchiveSummary) Reset() {
+	*x = ArchiveSummary{}
+	mi := &file_ward_v1_evidence_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArchiveSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArchiveSummary) ProtoMessage() {}
+
+func (x *ArchiveSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_ward_v1_evidence_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArchiveSummary.ProtoReflect.Descriptor instead.
+func (*ArchiveSummary) Descriptor() ([]byte, []int) {
+	return file_ward_v1_evidence_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ArchiveSummary) GetArchive() *EvidenceArchive {
+	if x != nil {
+		return x.Archive
+	}
+	return nil
+}
+
+func (x *ArchiveSummary) GetCheckpoints() uint32 {
+	if x != nil {
+		return x.Checkpoints
+	}
+	return 0
+}
+
+func (x *ArchiveSummary) GetWitnesses() uint32 {
+	if x != nil {
+		return x.Witnesses
+	}
+	return 0
+}
+
+func (x *ArchiveSummary) GetKeyFingerprint() string {
+	if x != nil {
+		return x.KeyFingerprint
+	}
+	return ""
+}
+
+// ArchiveResponse is one message of an archive stream.
+type ArchiveResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Exactly one is set.
+	//
+	// Types that are valid to be assigned to Body:
+	//
+	//	*ArchiveResponse_Progress
+	//	*ArchiveResponse_Chunk
+	//	*ArchiveResponse_Summary
+	Body          isArchiveResponse_Body `protobuf_oneof:"body"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArchiveResponse) Reset() {
+	*x = ArchiveResponse{}
+	mi := &file_ward_v1_evidence_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArchiveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArchiveResponse) ProtoMessage() {}
+
+func (x *ArchiveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ward_v1_evidence_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArchiveResponse.ProtoReflect.Descriptor instead.
+func (*ArchiveResponse) Descriptor() ([]byte, []int) {
+	return file_ward_v1_evidence_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ArchiveResponse) GetBody() isArchiveResponse_Body {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *ArchiveResponse) GetProgress() *ExportProgress {
+	if x != nil {
+		if x, ok := x.Body.(*ArchiveResponse_Progress); ok {
+			return x.Progress
+		}
+	}
+	return nil
+}
+
+func (x *ArchiveResponse) GetChunk() []byte {
+	if x != nil {
+		if x, ok := x.Body.(*ArchiveResponse_Chunk); ok {
+			return x.Chunk
+		}
+	}
+	return nil
+}
+
+func (x *ArchiveResponse) GetSummary() *ArchiveSummary {
+	if x != nil {
+		if x, ok := x.Body.(*ArchiveResponse_Summary); ok {
+			return x.Summary
+		}
+	}
+	return nil
+}
+
+type isArchiveResponse_Body interface {
+	isArchiveResponse_Body()
+}
+
+type ArchiveResponse_Progress struct {
+	// Progress while writing.
+	Progress *ExportProgress `protobuf:"bytes,1,opt,name=progress,proto3,oneof"`
+}
+
+type ArchiveResponse_Chunk struct {
+	// The next bytes of the archive bundle.
+	Chunk []byte `protobuf:"bytes,2,opt,name=chunk,proto3,oneof"`
+}
+
+type ArchiveResponse_Summary struct {
+	// Sent last.
+	Summary *ArchiveSummary `protobuf:"bytes,3,opt,name=summary,proto3,oneof"`
+}
+
+func (*ArchiveResponse_Progress) isArchiveResponse_Body() {}
+
+func (*ArchiveResponse_Chunk) isArchiveResponse_Body() {}
+
+func (*ArchiveResponse_Summary) isArchiveResponse_Body() {}
+
+// PruneRequest names the log to prune.
+type PruneRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Tenant whose log to prune.
+	Tenant        string `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PruneRequest) Reset() {
+	*x = PruneRequest{}
+	mi := &file_ward_v1_evidence_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PruneRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PruneRequest) ProtoMessage() {}
+
+func (x *PruneRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ward_v1_evidence_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PruneRequest.ProtoReflect.Descriptor instead.
+func (*PruneRequest) Descriptor() ([]byte, []int) {
+	return file_ward_v1_evidence_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *PruneRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+// PruneResponse says what was removed.
+type PruneResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Records up to this one are gone from the live log (kept in archives).
+	PrunedThrough uint64 `protobuf:"varint,1,opt,name=pruned_through,json=prunedThrough,proto3" json:"pruned_through,omitempty"`
+	// Chain hash of that record, where the live log's chain starts, lowercase hex.
+	Head string `protobuf:"bytes,2,opt,name=head,proto3" json:"head,omitempty"`
+	// Records removed by this call.
+	Removed uint64 `protobuf:"varint,3,opt,name=removed,proto3" json:"removed,omitempty"`
+	// The archives that hold them.
+	Archives []*EvidenceArchive `protobuf:"bytes,4,rep,name=archives,proto3" json:"archives,omitempty"`
+	// Records before this time may be removed (now less the retention period).
+	Cutoff *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=cutoff,proto3" json:"cutoff,omitempty"`
+	// The controller's retention period in years.
+	RetentionYears uint32 `protobuf:"varint,6,opt,name=retention_years,json=retentionYears,proto3" json:"retention_years,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *PruneResponse) Reset() {
+	*x = PruneResponse{}
+	mi := &file_ward_v1_evidence_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PruneResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PruneResponse) ProtoMessage() {}
+
+func (x *PruneResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ward_v1_evidence_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PruneResponse.ProtoReflect.Descriptor instead.
+func (*PruneResponse) Descriptor() ([]byte, []int) {
+	return file_ward_v1_evidence_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *PruneResponse) GetPrunedThrough() uint64 {
+	if x != nil {
+		return x.PrunedThrough
+	}
+	return 0
+}
+
+func (x *PruneResponse) GetHead() string {
+	if x != nil {
+		return x.Head
+	}
+	return ""
+}
+
+func (x *PruneResponse) GetRemoved() uint64 {
+	if x != nil {
+		return x.Removed
+	}
+	return 0
+}
+
+func (x *PruneResponse) GetArchives() []*EvidenceArchive {
+	if x != nil {
+		return x.Archives
+	}
+	return nil
+}
+
+func (x *PruneResponse) GetCutoff() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Cutoff
+	}
+	return nil
+}
+
+func (x *PruneResponse) GetRetentionYears() uint32 {
+	if x != nil {
+		return x.RetentionYears
+	}
+	return 0
+}
+
+// ListArchivesRequest names a tenant.
+type ListArchivesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Tenant whose archives to list.
+	Tenant        string `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListArchivesRequest) Reset() {
+	*x = ListArchivesRequest{}
+	mi := &file_ward_v1_evidence_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListArchivesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListArchivesRequest) ProtoMessage() {}
+
+func (x *ListArchivesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ward_v1_evidence_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListArchivesRequest.ProtoReflect.Descriptor instead.
+func (*ListArchivesRequest) Descriptor() ([]byte, []int) {
+	return file_ward_v1_evidence_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListArchivesRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+// ListArchivesResponse holds a tenant's archives.
+type ListArchivesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Archives, oldest first.
+	Archives []*EvidenceArchive `protobuf:"bytes,1,rep,name=archives,proto3" json:"archives,omitempty"`
+	// Records up to this one were pruned from the live log; 0 when none.
+	PrunedThrough uint64 `protobuf:"varint,2,opt,name=pruned_through,json=prunedThrough,proto3" json:"pruned_through,omitempty"`
+	// The controller's retention period in years.
+	RetentionYears uint32 `protobuf:"varint,3,opt,name=retention_years,json=retentionYears,proto3" json:"retention_years,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ListArchivesResponse) Reset() {
+	*x = ListArchivesResponse{}
+	mi := &file_ward_v1_evidence_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListArchivesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListArchivesResponse) ProtoMessage() {}
+
+func (x *ListArchivesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ward_v1_evidence_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListArchivesResponse.ProtoReflect.Descriptor instead.
+func (*ListArchivesResponse) Descriptor() ([]byte, []int) {
+	return file_ward_v1_evidence_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListArchivesResponse) GetArchives() []*EvidenceArchive {
+	if x != nil {
+		return x.Archives
+	}
+	return nil
+}
+
+func (x *ListArchivesResponse) GetPrunedThrough() uint64 {
+	if x != nil {
+		return x.PrunedThrough
+	}
+	return 0
+}
+
+func (x *ListArchivesResponse) GetRetentionYears() uint32 {
+	if x != nil {
+		return x.RetentionYears
+	}
+	return 0
+}
+
 var File_ward_v1_evidence_proto protoreflect.FileDescriptor
 
 const file_ward_v1_evidence_proto_rawDesc = "" +
@@ -890,10 +1488,11 @@ const file_ward_v1_evidence_proto_rawDesc = "" +
 	"\rExportRequest\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12.\n" +
 	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
-	"\x02to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\":\n" +
+	"\x02to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\"P\n" +
 	"\x0eExportProgress\x12\x12\n" +
 	"\x04done\x18\x01 \x01(\x04R\x04done\x12\x14\n" +
-	"\x05total\x18\x02 \x01(\x04R\x05total\"\xb0\x01\n" +
+	"\x05total\x18\x02 \x01(\x04R\x05total\x12\x14\n" +
+	"\x05phase\x18\x03 \x01(\tR\x05phase\"\xb0\x01\n" +
 	"\rExportSummary\x12\x1b\n" +
 	"\tfirst_seq\x18\x01 \x01(\x04R\bfirstSeq\x12\x19\n" +
 	"\blast_seq\x18\x02 \x01(\x04R\alastSeq\x12 \n" +
@@ -904,12 +1503,52 @@ const file_ward_v1_evidence_proto_rawDesc = "" +
 	"\bprogress\x18\x01 \x01(\v2\x17.ward.v1.ExportProgressH\x00R\bprogress\x12\x16\n" +
 	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunk\x122\n" +
 	"\asummary\x18\x03 \x01(\v2\x16.ward.v1.ExportSummaryH\x00R\asummaryB\x06\n" +
-	"\x04body2\xac\x02\n" +
+	"\x04body\"\\\n" +
+	"\x0eArchiveRequest\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x122\n" +
+	"\x06before\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06before\"\x9d\x02\n" +
+	"\x0fEvidenceArchive\x12\x1b\n" +
+	"\tfirst_seq\x18\x01 \x01(\x04R\bfirstSeq\x12\x19\n" +
+	"\blast_seq\x18\x02 \x01(\x04R\alastSeq\x12\x12\n" +
+	"\x04head\x18\x03 \x01(\tR\x04head\x127\n" +
+	"\tlast_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\blastTime\x12'\n" +
+	"\x0fmanifest_sha256\x18\x05 \x01(\tR\x0emanifestSha256\x12\x12\n" +
+	"\x04file\x18\x06 \x01(\tR\x04file\x124\n" +
+	"\acreated\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x12\x12\n" +
+	"\x04size\x18\b \x01(\x03R\x04size\"\xad\x01\n" +
+	"\x0eArchiveSummary\x122\n" +
+	"\aarchive\x18\x01 \x01(\v2\x18.ward.v1.EvidenceArchiveR\aarchive\x12 \n" +
+	"\vcheckpoints\x18\x02 \x01(\rR\vcheckpoints\x12\x1c\n" +
+	"\twitnesses\x18\x03 \x01(\rR\twitnesses\x12'\n" +
+	"\x0fkey_fingerprint\x18\x04 \x01(\tR\x0ekeyFingerprint\"\x9d\x01\n" +
+	"\x0fArchiveResponse\x125\n" +
+	"\bprogress\x18\x01 \x01(\v2\x17.ward.v1.ExportProgressH\x00R\bprogress\x12\x16\n" +
+	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunk\x123\n" +
+	"\asummary\x18\x03 \x01(\v2\x17.ward.v1.ArchiveSummaryH\x00R\asummaryB\x06\n" +
+	"\x04body\"&\n" +
+	"\fPruneRequest\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\"\xf7\x01\n" +
+	"\rPruneResponse\x12%\n" +
+	"\x0epruned_through\x18\x01 \x01(\x04R\rprunedThrough\x12\x12\n" +
+	"\x04head\x18\x02 \x01(\tR\x04head\x12\x18\n" +
+	"\aremoved\x18\x03 \x01(\x04R\aremoved\x124\n" +
+	"\barchives\x18\x04 \x03(\v2\x18.ward.v1.EvidenceArchiveR\barchives\x122\n" +
+	"\x06cutoff\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x06cutoff\x12'\n" +
+	"\x0fretention_years\x18\x06 \x01(\rR\x0eretentionYears\"-\n" +
+	"\x13ListArchivesRequest\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\"\x9c\x01\n" +
+	"\x14ListArchivesResponse\x124\n" +
+	"\barchives\x18\x01 \x03(\v2\x18.ward.v1.EvidenceArchiveR\barchives\x12%\n" +
+	"\x0epruned_through\x18\x02 \x01(\x04R\rprunedThrough\x12'\n" +
+	"\x0fretention_years\x18\x03 \x01(\rR\x0eretentionYears2\xf1\x03\n" +
 	"\x0fEvidenceService\x12H\n" +
 	"\vListRecords\x12\x1b.ward.v1.ListRecordsRequest\x1a\x1c.ward.v1.ListRecordsResponse\x12B\n" +
 	"\tGetRecord\x12\x19.ward.v1.GetRecordRequest\x1a\x1a.ward.v1.GetRecordResponse\x12N\n" +
 	"\rListWitnesses\x12\x1d.ward.v1.ListWitnessesRequest\x1a\x1e.ward.v1.ListWitnessesResponse\x12;\n" +
-	"\x06Export\x12\x16.ward.v1.ExportRequest\x1a\x17.ward.v1.ExportResponse0\x01B.Z,github.com/wardsec/ward/proto/ward/v1;wardv1b\x06proto3"
+	"\x06Export\x12\x16.ward.v1.ExportRequest\x1a\x17.ward.v1.ExportResponse0\x01\x12>\n" +
+	"\aArchive\x12\x17.ward.v1.ArchiveRequest\x1a\x18.ward.v1.ArchiveResponse0\x01\x126\n" +
+	"\x05Prune\x12\x15.ward.v1.PruneRequest\x1a\x16.ward.v1.PruneResponse\x12K\n" +
+	"\fListArchives\x12\x1c.ward.v1.ListArchivesRequest\x1a\x1d.ward.v1.ListArchivesResponseB.Z,github.com/wardsec/ward/proto/ward/v1;wardv1b\x06proto3"
 
 var (
 	file_ward_v1_evidence_proto_rawDescOnce sync.Once
@@ -923,7 +1562,7 @@ func file_ward_v1_evidence_proto_rawDescGZIP() []byte {
 	return file_ward_v1_evidence_proto_rawDescData
 }
 
-var file_ward_v1_evidence_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_ward_v1_evidence_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_ward_v1_evidence_proto_goTypes = []any{
 	(*EvidenceRecord)(nil),        // 0: ward.v1.EvidenceRecord
 	(*ListRecordsRequest)(nil),    // 1: ward.v1.ListRecordsRequest
@@ -937,32 +1576,55 @@ var file_ward_v1_evidence_proto_goTypes = []any{
 	(*ExportProgress)(nil),        // 9: ward.v1.ExportProgress
 	(*ExportSummary)(nil),         // 10: ward.v1.ExportSummary
 	(*ExportResponse)(nil),        // 11: ward.v1.ExportResponse
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*ArchiveRequest)(nil),        // 12: ward.v1.ArchiveRequest
+	(*EvidenceArchive)(nil),       // 13: ward.v1.EvidenceArchive
+	(*ArchiveSummary)(nil),        // 14: ward.v1.ArchiveSummary
+	(*ArchiveResponse)(nil),       // 15: ward.v1.ArchiveResponse
+	(*PruneRequest)(nil),          // 16: ward.v1.PruneRequest
+	(*PruneResponse)(nil),         // 17: ward.v1.PruneResponse
+	(*ListArchivesRequest)(nil),   // 18: ward.v1.ListArchivesRequest
+	(*ListArchivesResponse)(nil),  // 19: ward.v1.ListArchivesResponse
+	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
 }
 var file_ward_v1_evidence_proto_depIdxs = []int32{
-	12, // 0: ward.v1.EvidenceRecord.time:type_name -> google.protobuf.Timestamp
-	12, // 1: ward.v1.ListRecordsRequest.since:type_name -> google.protobuf.Timestamp
+	20, // 0: ward.v1.EvidenceRecord.time:type_name -> google.protobuf.Timestamp
+	20, // 1: ward.v1.ListRecordsRequest.since:type_name -> google.protobuf.Timestamp
 	0,  // 2: ward.v1.ListRecordsResponse.records:type_name -> ward.v1.EvidenceRecord
 	0,  // 3: ward.v1.GetRecordResponse.record:type_name -> ward.v1.EvidenceRecord
-	12, // 4: ward.v1.EvidenceCheckpoint.time:type_name -> google.protobuf.Timestamp
+	20, // 4: ward.v1.EvidenceCheckpoint.time:type_name -> google.protobuf.Timestamp
 	6,  // 5: ward.v1.ListWitnessesResponse.checkpoints:type_name -> ward.v1.EvidenceCheckpoint
-	12, // 6: ward.v1.ExportRequest.from:type_name -> google.protobuf.Timestamp
-	12, // 7: ward.v1.ExportRequest.to:type_name -> google.protobuf.Timestamp
+	20, // 6: ward.v1.ExportRequest.from:type_name -> google.protobuf.Timestamp
+	20, // 7: ward.v1.ExportRequest.to:type_name -> google.protobuf.Timestamp
 	9,  // 8: ward.v1.ExportResponse.progress:type_name -> ward.v1.ExportProgress
 	10, // 9: ward.v1.ExportResponse.summary:type_name -> ward.v1.ExportSummary
-	1,  // 10: ward.v1.EvidenceService.ListRecords:input_type -> ward.v1.ListRecordsRequest
-	3,  // 11: ward.v1.EvidenceService.GetRecord:input_type -> ward.v1.GetRecordRequest
-	5,  // 12: ward.v1.EvidenceService.ListWitnesses:input_type -> ward.v1.ListWitnessesRequest
-	8,  // 13: ward.v1.EvidenceService.Export:input_type -> ward.v1.ExportRequest
-	2,  // 14: ward.v1.EvidenceService.ListRecords:output_type -> ward.v1.ListRecordsResponse
-	4,  // 15: ward.v1.EvidenceService.GetRecord:output_type -> ward.v1.GetRecordResponse
-	7,  // 16: ward.v1.EvidenceService.ListWitnesses:output_type -> ward.v1.ListWitnessesResponse
-	11, // 17: ward.v1.EvidenceService.Export:output_type -> ward.v1.ExportResponse
-	14, // [14:18] is the sub-list for method output_type
-	10, // [10:14] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	20, // 10: ward.v1.ArchiveRequest.before:type_name -> google.protobuf.Timestamp
+	20, // 11: ward.v1.EvidenceArchive.last_time:type_name -> google.protobuf.Timestamp
+	20, // 12: ward.v1.EvidenceArchive.created:type_name -> google.protobuf.Timestamp
+	13, // 13: ward.v1.ArchiveSummary.archive:type_name -> ward.v1.EvidenceArchive
+	9,  // 14: ward.v1.ArchiveResponse.progress:type_name -> ward.v1.ExportProgress
+	14, // 15: ward.v1.ArchiveResponse.summary:type_name -> ward.v1.ArchiveSummary
+	13, // 16: ward.v1.PruneResponse.archives:type_name -> ward.v1.EvidenceArchive
+	20, // 17: ward.v1.PruneResponse.cutoff:type_name -> google.protobuf.Timestamp
+	13, // 18: ward.v1.ListArchivesResponse.archives:type_name -> ward.v1.EvidenceArchive
+	1,  // 19: ward.v1.EvidenceService.ListRecords:input_type -> ward.v1.ListRecordsRequest
+	3,  // 20: ward.v1.EvidenceService.GetRecord:input_type -> ward.v1.GetRecordRequest
+	5,  // 21: ward.v1.EvidenceService.ListWitnesses:input_type -> ward.v1.ListWitnessesRequest
+	8,  // 22: ward.v1.EvidenceService.Export:input_type -> ward.v1.ExportRequest
+	12, // 23: ward.v1.EvidenceService.Archive:input_type -> ward.v1.ArchiveRequest
+	16, // 24: ward.v1.EvidenceService.Prune:input_type -> ward.v1.PruneRequest
+	18, // 25: ward.v1.EvidenceService.ListArchives:input_type -> ward.v1.ListArchivesRequest
+	2,  // 26: ward.v1.EvidenceService.ListRecords:output_type -> ward.v1.ListRecordsResponse
+	4,  // 27: ward.v1.EvidenceService.GetRecord:output_type -> ward.v1.GetRecordResponse
+	7,  // 28: ward.v1.EvidenceService.ListWitnesses:output_type -> ward.v1.ListWitnessesResponse
+	11, // 29: ward.v1.EvidenceService.Export:output_type -> ward.v1.ExportResponse
+	15, // 30: ward.v1.EvidenceService.Archive:output_type -> ward.v1.ArchiveResponse
+	17, // 31: ward.v1.EvidenceService.Prune:output_type -> ward.v1.PruneResponse
+	19, // 32: ward.v1.EvidenceService.ListArchives:output_type -> ward.v1.ListArchivesResponse
+	26, // [26:33] is the sub-list for method output_type
+	19, // [19:26] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_ward_v1_evidence_proto_init() }
@@ -975,13 +1637,18 @@ func file_ward_v1_evidence_proto_init() {
 		(*ExportResponse_Chunk)(nil),
 		(*ExportResponse_Summary)(nil),
 	}
+	file_ward_v1_evidence_proto_msgTypes[15].OneofWrappers = []any{
+		(*ArchiveResponse_Progress)(nil),
+		(*ArchiveResponse_Chunk)(nil),
+		(*ArchiveResponse_Summary)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ward_v1_evidence_proto_rawDesc), len(file_ward_v1_evidence_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

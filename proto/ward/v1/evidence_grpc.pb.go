@@ -23,6 +23,9 @@ const (
 	EvidenceService_GetRecord_FullMethodName     = "/ward.v1.EvidenceService/GetRecord"
 	EvidenceService_ListWitnesses_FullMethodName = "/ward.v1.EvidenceService/ListWitnesses"
 	EvidenceService_Export_FullMethodName        = "/ward.v1.EvidenceService/Export"
+	EvidenceService_Archive_FullMethodName       = "/ward.v1.EvidenceService/Archive"
+	EvidenceService_Prune_FullMethodName         = "/ward.v1.EvidenceService/Prune"
+	EvidenceService_ListArchives_FullMethodName  = "/ward.v1.EvidenceService/ListArchives"
 )
 
 // EvidenceServiceClient is the client API for EvidenceService service.
@@ -43,6 +46,19 @@ type EvidenceServiceClient interface {
 	// messages while records are read, then the bundle in chunks, then a summary.
 	// Callers: every role.
 	Export(ctx context.Context, in *ExportRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportResponse], error)
+	// Archive writes the tenant's records older than a time, up to the newest signed
+	// checkpoint among them and from the end of the previous archive, to an archive bundle
+	// (the format of Export) that the controller keeps and verifies, records it in the log
+	// (log.archived, naming the manifest's SHA-256 and the range) and streams it: progress,
+	// the bundle in chunks, then a summary. Callers: admin only.
+	Archive(ctx context.Context, in *ArchiveRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ArchiveResponse], error)
+	// Prune removes from the live log the records that are both archived and older than
+	// the controller's retention period (at least six years), after verifying their
+	// archives again; it records log.pruned before removing anything. Callers: admin only.
+	Prune(ctx context.Context, in *PruneRequest, opts ...grpc.CallOption) (*PruneResponse, error)
+	// ListArchives lists a tenant's archives and how far its log was pruned. Callers:
+	// every role, within its tenants.
+	ListArchives(ctx context.Context, in *ListArchivesRequest, opts ...grpc.CallOption) (*ListArchivesResponse, error)
 }
 
 type evidenceServiceClient struct {
@@ -102,6 +118,45 @@ func (c *evidenceServiceClient) Export(ctx context.Context, in *ExportRequest, o
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type EvidenceService_ExportClient = grpc.ServerStreamingClient[ExportResponse]
 
+func (c *evidenceServiceClient) Archive(ctx context.Context, in *ArchiveRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ArchiveResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &EvidenceService_ServiceDesc.Streams[1], EvidenceService_Archive_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ArchiveRequest, ArchiveResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type EvidenceService_ArchiveClient = grpc.ServerStreamingClient[ArchiveResponse]
+
+func (c *evidenceServiceClient) Prune(ctx context.Context, in *PruneRequest, opts ...grpc.CallOption) (*PruneResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PruneResponse)
+	err := c.cc.Invoke(ctx, EvidenceService_Prune_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *evidenceServiceClient) ListArchives(ctx context.Context, in *ListArchivesRequest, opts ...grpc.CallOption) (*ListArchivesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListArchivesResponse)
+	err := c.cc.Invoke(ctx, EvidenceService_ListArchives_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // EvidenceServiceServer is the server API for EvidenceService service.
 // All implementations must embed UnimplementedEvidenceServiceServer
 // for forward compatibility.
@@ -120,6 +175,19 @@ type EvidenceServiceServer interface {
 	// messages while records are read, then the bundle in chunks, then a summary.
 	// Callers: every role.
 	Export(*ExportRequest, grpc.ServerStreamingServer[ExportResponse]) error
+	// Archive writes the tenant's records older than a time, up to the newest signed
+	// checkpoint among them and from the end of the previous archive, to an archive bundle
+	// (the format of Export) that the controller keeps and verifies, records it in the log
+	// (log.archived, naming the manifest's SHA-256 and the range) and streams it: progress,
+	// the bundle in chunks, then a summary. Callers: admin only.
+	Archive(*ArchiveRequest, grpc.ServerStreamingServer[ArchiveResponse]) error
+	// Prune removes from the live log the records that are both archived and older than
+	// the controller's retention period (at least six years), after verifying their
+	// archives again; it records log.pruned before removing anything. Callers: admin only.
+	Prune(context.Context, *PruneRequest) (*PruneResponse, error)
+	// ListArchives lists a tenant's archives and how far its log was pruned. Callers:
+	// every role, within its tenants.
+	ListArchives(context.Context, *ListArchivesRequest) (*ListArchivesResponse, error)
 	mustEmbedUnimplementedEvidenceServiceServer()
 }
 
@@ -141,6 +209,15 @@ func (UnimplementedEvidenceServiceServer) ListWitnesses(context.Context, *ListWi
 }
 func (UnimplementedEvidenceServiceServer) Export(*ExportRequest, grpc.ServerStreamingServer[ExportResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method Export not implemented")
+}
+func (UnimplementedEvidenceServiceServer) Archive(*ArchiveRequest, grpc.ServerStreamingServer[ArchiveResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method Archive not implemented")
+}
+func (UnimplementedEvidenceServiceServer) Prune(context.Context, *PruneRequest) (*PruneResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Prune not implemented")
+}
+func (UnimplementedEvidenceServiceServer) ListArchives(context.Context, *ListArchivesRequest) (*ListArchivesResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListArchives not implemented")
 }
 func (UnimplementedEvidenceServiceServer) mustEmbedUnimplementedEvidenceServiceServer() {}
 func (UnimplementedEvidenceServiceServer) testEmbeddedByValue()                         {}
@@ -228,6 +305,53 @@ func _EvidenceService_Export_Handler(srv interface{}, stream grpc.ServerStream) 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type EvidenceService_ExportServer = grpc.ServerStreamingServer[ExportResponse]
 
+func _EvidenceService_Archive_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ArchiveRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(EvidenceServiceServer).Archive(m, &grpc.GenericServerStream[ArchiveRequest, ArchiveResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type EvidenceService_ArchiveServer = grpc.ServerStreamingServer[ArchiveResponse]
+
+func _EvidenceService_Prune_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PruneRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EvidenceServiceServer).Prune(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EvidenceService_Prune_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EvidenceServiceServer).Prune(ctx, req.(*PruneRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EvidenceService_ListArchives_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListArchivesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EvidenceServiceServer).ListArchives(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EvidenceService_ListArchives_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EvidenceServiceServer).ListArchives(ctx, req.(*ListArchivesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // EvidenceService_ServiceDesc is the grpc.ServiceDesc for EvidenceService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -247,11 +371,24 @@ var EvidenceService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "ListWitnesses",
 			Handler:    _EvidenceService_ListWitnesses_Handler,
 		},
+		{
+			MethodName: "Prune",
+			Handler:    _EvidenceService_Prune_Handler,
+		},
+		{
+			MethodName: "ListArchives",
+			Handler:    _EvidenceService_ListArchives_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "Export",
 			Handler:       _EvidenceService_Export_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Archive",
+			Handler:       _EvidenceService_Archive_Handler,
 			ServerStreams: true,
 		},
 	},
