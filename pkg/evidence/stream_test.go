@@ -3,6 +3,7 @@ package evidence
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -80,4 +81,96 @@ func TestStreamedBundleRecordsChanged(t *testing.T) {
 	if !errors.Is(err, ErrRecordsChanged) {
 		t.Errorf("WriteBundle = %v, want ErrRecordsChanged", err)
 	}
+}
+
+// split returns the bundle contents of records first to last of c, with the checkpoints
+// and witnesses at first-1 to last.
+func split(c BundleContents, first, last uint64) BundleContents {
+	lines := splitLines(c.Records)
+	var recs []byte
+	for _, l := range lines[first-1 : last] {
+		recs = append(append(recs, l...), '\n')
+	}
+	out := c
+	out.Records, out.FirstSeq, out.LastSeq = recs, first, last
+	out.Checkpoints, out.Witnesses = nil, nil
+	for _, cp := range c.Checkpoints {
+		if cp.Size+1 >= first && cp.Size <= last {
+			out.Checkpoints = append(out.Checkpoints, cp)
+		}
+	}
+	for _, w := range c.Witnesses {
+		if w.Size+1 >= first && w.Size <= last {
+			out.Witnesses = append(out.Witnesses, w)
+		}
+	}
+	return out
+}
+
+// TestContinues checks that a later bundle continues an archive: records follow and
+// chain to its last head; a gap, another log or a rewritten archive do not.
+func TestContinues(t *testing.T) {
+	p := newPKI(t, "clinic")
+	c := buildLog(t, p, "clinic", 30, 10, true)
+	verify := func(c BundleContents) Report {
+		t.Helper()
+		rep, err := writeRead(t, c, p).Verify(VerifyOptions{Roots: p.roots})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	archive, live := verify(split(c, 1, 20)), verify(split(c, 21, 30))
+	if err := live.Continues(archive); err != nil {
+		t.Errorf("live after archive: %v", err)
+	}
+	if archive.Base != (Hash{}) || live.Base != archive.Head {
+		t.Errorf("bases %s %s, archive head %s", archive.Base, live.Base, archive.Head)
+	}
+	if err := archive.Continues(live); err == nil {
+		t.Error("archive after live: no error")
+	}
+	if err := live.Continues(verify(split(c, 1, 10))); err == nil {
+		t.Error("gap 11..20: no error")
+	}
+	// the same numbers from another log (another history) do not chain
+	other := buildLog(t, p, "clinic", 30, 10, true)
+	other.Records = bytes.ReplaceAll(other.Records, []byte(`"subject":"s"`),
+		[]byte(`"subject":"t"`))
+	other = rebuild(t, p, other)
+	if err := live.Continues(verify(split(other, 1, 20))); err == nil ||
+		!strings.Contains(err.Error(), "history rewritten") {
+		t.Errorf("rewritten archive: %v", err)
+	}
+}
+
+// rebuild rehashes c's records and re-signs its checkpoints (a rewritten history signed
+// with the real key).
+func rebuild(t *testing.T, p *testPKI, c BundleContents) BundleContents {
+	var prev Hash
+	var recs []byte
+	heads := map[uint64]Hash{}
+	for _, l := range splitLines(c.Records) {
+		body, _, err := SplitLine(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := ParseBody(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Prev = prev
+		body = r.Body()
+		prev = ChainHash(prev, LeafHash(body))
+		heads[r.Seq] = prev
+		recs = append(append(recs, Line(body, prev)...), '\n')
+	}
+	c.Records = recs
+	for i := range c.Checkpoints {
+		cp := &c.Checkpoints[i]
+		cp.Head = heads[cp.Size]
+		cp.Signature, _ = Sign(p.key, cp.Text())
+	}
+	c.Witnesses = nil
+	return c
 }

@@ -47,6 +47,33 @@ type Report struct {
 	Witnesses       map[string]int // witness agent id -> checkpoints it countersigned
 	KeyFingerprint  string         // SHA-256 of the evidence key's SubjectPublicKeyInfo
 	WitnessAnchored bool           // witness certificates were checked against Roots
+	// Base is the chain hash the first record continues (its prev): 32 zero bytes for a
+	// log's first record, the last head of the previous archive for a later bundle.
+	Base Hash
+	// Head is the chain hash of the last record.
+	Head Hash
+	// ManifestSHA256 is the SHA-256 of manifest.json, in hex: it names the bundle (an
+	// archive's log.archived record holds it).
+	ManifestSHA256 string
+}
+
+// Continues checks that the bundle of rep continues the bundle of prev: same tenant, its
+// first record follows prev's last and chains to prev's last head.
+func (rep Report) Continues(prev Report) error {
+	switch {
+	case rep.Tenant != prev.Tenant:
+		return fmt.Errorf("evidence: tenant %q does not continue tenant %q", rep.Tenant,
+			prev.Tenant)
+	case prev.Records == 0 || rep.Records == 0:
+		return errors.New("evidence: a bundle without records continues nothing")
+	case rep.FirstSeq != prev.LastSeq+1:
+		return fmt.Errorf("evidence: records start at %d, the previous bundle ends at %d",
+			rep.FirstSeq, prev.LastSeq)
+	case rep.Base != prev.Head:
+		return fmt.Errorf("evidence: record %d does not chain to the previous bundle's "+
+			"last head %s (history rewritten)", rep.FirstSeq, prev.Head)
+	}
+	return nil
 }
 
 // Failure is a verification failure, naming what failed first.
@@ -117,6 +144,11 @@ func (b *Bundle) Verify(opts VerifyOptions) (Report, error) {
 	}
 	if err := b.verifyManifest(m, manifestBytes, pub); err != nil {
 		return rep, err
+	}
+	sum := sha256.Sum256(manifestBytes)
+	rep.ManifestSHA256 = hex.EncodeToString(sum[:])
+	if len(chain.hashes) > 0 {
+		rep.Base, rep.Head = chain.base, chain.hashes[len(chain.hashes)-1]
 	}
 	return rep, nil
 }
