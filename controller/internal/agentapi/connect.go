@@ -25,10 +25,12 @@ var errPermission = errors.New("message names another agent or tenant")
 
 // Connect implements AgentService.Connect.
 //
-// The stream is served by a worker goroutine (receive, validate, commit, acknowledge),
-// while the handler waits for the worker or for the session to be cancelled (replaced,
-// revoked, shutdown). On cancellation the handler returns at once; gRPC then ends the
-// stream, which unblocks the worker's pending Recv or Send, and the worker exits.
+// Two goroutines serve a stream. The receiver (receive) reads messages, checks them and
+// the agent's rate, and hands them over in order. The handler's own goroutine (serve)
+// sends the Welcome, then commits whatever messages have arrived in one store transaction
+// and acknowledges them with one cumulative ack, and waits for more or for the session to
+// be cancelled (replaced, revoked, shutdown). On cancellation the handler returns at once;
+// gRPC then ends the stream, which unblocks the receiver's pending Recv, and it exits.
 func (s *Server) Connect(stream wardv1.AgentService_ConnectServer) error {
 	ctx := stream.Context()
 	caller, err := s.agentCaller(ctx)
@@ -53,21 +55,70 @@ func (s *Server) Connect(stream wardv1.AgentService_ConnectServer) error {
 		return status.Error(codes.Unavailable, "controller shutting down")
 	}
 	start := time.Now()
-	done := make(chan error, 1)
+	inbox := make(chan inbound, inboxSize)
 	go func() {
 		defer s.sessions.workers.Done()
-		done <- s.serve(sctx, stream, caller, sess)
+		s.receive(sctx, stream, sess, inbox)
 	}()
 
-	select {
-	case err = <-done:
-	case <-sctx.Done():
-		err = s.endStatus(sctx, caller)
-	}
+	err = s.serve(sctx, caller, sess, inbox)
 	s.log.Info("agent disconnected", logkey.Agent, caller.Name, logkey.Tenant, caller.Tenant,
 		logkey.Reason, status.Code(err).String(),
 		logkey.Duration, time.Since(start).Round(time.Millisecond))
 	return err
+}
+
+// inboxSize is how many received messages may wait for the handler; the receiver stops
+// reading (and HTTP/2 flow control slows the agent) while it is full.
+const inboxSize = 16
+
+// Limits of one batch: the messages committed in one transaction and acknowledged by one
+// ack.
+const (
+	maxBatch      = 64
+	maxBatchBytes = 1 << 20
+)
+
+// inbound is what the receiver hands to the handler: a checked message, or why the
+// stream can be read no further (io.EOF when the agent closed it).
+type inbound struct {
+	m   *wardv1.ConnectRequest
+	err error
+}
+
+// receive reads the Hello, then messages, checking each one and the agent's rate, and
+// hands them to inbox in order until an error, which it hands over last, or until ctx
+// ends.
+func (s *Server) receive(ctx context.Context, stream wardv1.AgentService_ConnectServer,
+	sess *session, inbox chan<- inbound) {
+	m, err := s.recvHello(stream, sess)
+	for {
+		select {
+		case inbox <- inbound{m: m, err: err}:
+		case <-ctx.Done():
+			return
+		}
+		if err != nil {
+			return
+		}
+		m, err = recvChecked(stream, sess)
+	}
+}
+
+// recvChecked receives the next message and checks its form and the agent's rate.
+func recvChecked(stream wardv1.AgentService_ConnectServer, sess *session) (
+	*wardv1.ConnectRequest, error) {
+	m, err := stream.Recv()
+	if err != nil {
+		return nil, err
+	}
+	if err := validate(m); err != nil {
+		return nil, err
+	}
+	if !sess.limiter.Allow() {
+		return nil, errRate
+	}
+	return m, nil
 }
 
 // endStatus turns the cause of a cancelled session into the stream's status.
@@ -89,13 +140,20 @@ func (s *Server) endStatus(sctx context.Context, caller identity.ID) error {
 	return status.FromContextError(cause).Err()
 }
 
-// serve runs one session: Hello and Welcome, then messages until the stream ends.
-func (s *Server) serve(ctx context.Context, stream wardv1.AgentService_ConnectServer,
-	caller identity.ID, sess *session) error {
-	hello, err := s.recvHello(stream, sess)
-	if err != nil {
-		return s.refuse(caller, err)
+// serve runs one session on the handler's goroutine: Hello and Welcome, then batches of
+// messages until the stream ends or ctx is cancelled.
+func (s *Server) serve(ctx context.Context, caller identity.ID, sess *session,
+	inbox <-chan inbound) error {
+	var first inbound
+	select {
+	case first = <-inbox:
+	case <-ctx.Done():
+		return s.endStatus(ctx, caller)
 	}
+	if first.err != nil {
+		return s.refuse(caller, first.err)
+	}
+	hello := first.m
 	var host *store.HostFacts // nil: the hello carries none; keep the stored facts
 	if pb := hello.GetHello().GetHost(); pb != nil {
 		facts, err := enroll.HostFacts(pb)
@@ -109,13 +167,16 @@ func (s *Server) serve(ctx context.Context, stream wardv1.AgentService_ConnectSe
 	defer s.sessions.remove(sess)
 	defer sess.end()
 	if ctx.Err() != nil {
-		return ctx.Err() // shutting down
+		return s.endStatus(ctx, caller) // shutting down
 	}
 	s.cfg.Metrics.AgentConnected(caller.Tenant)
 	defer s.cfg.Metrics.AgentDisconnected(caller.Tenant)
 
 	acked, err := s.welcome(ctx, sess, caller, host)
 	if err != nil {
+		if ctx.Err() != nil {
+			return s.endStatus(ctx, caller)
+		}
 		return err
 	}
 	sess.markReady(s.sessions)
@@ -126,30 +187,76 @@ func (s *Server) serve(ctx context.Context, stream wardv1.AgentService_ConnectSe
 	}
 
 	for {
-		m, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil
+		var in inbound
+		select {
+		case in = <-inbox:
+		case <-ctx.Done():
+			return s.endStatus(ctx, caller)
 		}
-		if err != nil {
-			return err
-		}
+		batch, end := gather(in, inbox)
 
-		var dup bool
-		acked, dup, err = s.handle(ctx, caller, sess, m, acked)
-		if ctx.Err() != nil {
-			return ctx.Err() // the handler has already answered
+		var committed []*wardv1.ConnectRequest
+		var stored bool
+		var err error
+		if len(batch) > 0 {
+			acked, committed, stored, err = s.handle(ctx, caller, batch, acked)
+			if ctx.Err() != nil {
+				return s.endStatus(ctx, caller) // the handler has already answered
+			}
 		}
+		if stored {
+			// also when a later message of the batch is refused: what came before it is
+			// on disk and the agent must not send it again
+			if err := sess.send(ackResponse(acked)); err != nil {
+				return err
+			}
+		}
+		s.observe(ctx, caller, committed)
 		if err != nil {
 			return s.refuse(caller, err)
 		}
-		if err := sess.send(ackResponse(acked)); err != nil {
-			return err
+		if errors.Is(end, io.EOF) {
+			return nil
 		}
-		if !dup && s.cfg.Observer != nil {
-			octx, cancel := s.observerContext(ctx)
-			s.cfg.Observer.Committed(octx, caller.Tenant, caller.Name, m)
-			cancel()
+		if end != nil {
+			return s.refuse(caller, end)
 		}
+	}
+}
+
+// gather returns first's message and every message already waiting in inbox after it,
+// up to the batch limits, and the error that ended them, if one was handed over.
+func gather(first inbound, inbox <-chan inbound) ([]*wardv1.ConnectRequest, error) {
+	if first.err != nil {
+		return nil, first.err
+	}
+	batch := []*wardv1.ConnectRequest{first.m}
+	size := proto.Size(first.m)
+	for len(batch) < maxBatch && size < maxBatchBytes {
+		select {
+		case in := <-inbox:
+			if in.err != nil {
+				return batch, in.err
+			}
+			batch = append(batch, in.m)
+			size += proto.Size(in.m)
+		default:
+			return batch, nil
+		}
+	}
+	return batch, nil
+}
+
+// observe tells the Observer of committed messages, in order.
+func (s *Server) observe(ctx context.Context, caller identity.ID,
+	committed []*wardv1.ConnectRequest) {
+	if s.cfg.Observer == nil {
+		return
+	}
+	for _, m := range committed {
+		octx, cancel := s.observerContext(ctx)
+		s.cfg.Observer.Committed(octx, caller.Tenant, caller.Name, m)
+		cancel()
 	}
 }
 
@@ -227,46 +334,56 @@ func (s *Server) welcome(ctx context.Context, sess *session, caller identity.ID,
 	return a.AckedSeq, nil
 }
 
-// handle validates, rate-limits and commits one sequenced message and returns the new
-// acknowledged sequence number and whether m was a duplicate. Duplicates change nothing
-// and are acknowledged again.
-func (s *Server) handle(ctx context.Context, caller identity.ID, sess *session,
-	m *wardv1.ConnectRequest, acked uint64) (uint64, bool, error) {
-	if err := validate(m); err != nil {
-		return acked, false, err
+// handle commits a batch of checked messages in one transaction. It returns the new
+// acknowledged sequence number, the messages that were new (not duplicates) in order, and
+// whether the transaction was committed (then an ack is due, also for duplicates, which
+// change nothing and are acknowledged again). A message naming what is not the caller's
+// ends the batch: the messages before it are committed, and its error returned.
+func (s *Server) handle(ctx context.Context, caller identity.ID,
+	batch []*wardv1.ConnectRequest, acked uint64) (
+	uint64, []*wardv1.ConnectRequest, bool, error) {
+	var refused error
+	msgs := make([]store.Message, 0, len(batch))
+	for _, m := range batch {
+		if err := s.checkOwnership(ctx, caller, m); err != nil {
+			refused = err
+			break
+		}
+		body, err := proto.Marshal(m)
+		if err != nil {
+			refused = fmt.Errorf("marshal message: %w", err)
+			break
+		}
+		msgs = append(msgs, store.Message{
+			Tenant:     caller.Tenant,
+			Agent:      caller.Name,
+			Seq:        m.GetSeq(),
+			Type:       messageType(m),
+			CreatedAt:  m.GetCreatedAt().AsTime(),
+			ReceivedAt: s.clock(),
+			Body:       body,
+		})
 	}
-	if !sess.limiter.Allow() {
-		return acked, false, errRate
-	}
-	if err := s.checkOwnership(ctx, caller, m); err != nil {
-		return acked, false, err
+	if len(msgs) == 0 {
+		return acked, nil, false, refused
 	}
 
-	body, err := proto.Marshal(m)
+	dups, err := s.cfg.Store.CommitMessages(ctx, msgs)
 	if err != nil {
-		return acked, false, fmt.Errorf("marshal message: %w", err)
+		return acked, nil, false, &storeError{err: err}
 	}
-	typ := messageType(m)
-	dup, err := s.cfg.Store.CommitMessage(ctx, store.Message{
-		Tenant:     caller.Tenant,
-		Agent:      caller.Name,
-		Seq:        m.GetSeq(),
-		Type:       typ,
-		CreatedAt:  m.GetCreatedAt().AsTime(),
-		ReceivedAt: s.clock(),
-		Body:       body,
-	})
-	if err != nil {
-		return acked, false, &storeError{err: err}
+	committed := make([]*wardv1.ConnectRequest, 0, len(msgs))
+	for i, m := range msgs {
+		s.cfg.Metrics.Message(m.Type)
+		s.log.Debug("agent message", logkey.Agent, caller.Name, logkey.Seq, m.Seq,
+			logkey.MessageType, m.Type, "duplicate", dups[i])
+		if dups[i] {
+			continue
+		}
+		committed = append(committed, batch[i])
+		acked = max(acked, m.Seq)
 	}
-
-	s.cfg.Metrics.Message(typ)
-	s.log.Debug("agent message", logkey.Agent, caller.Name, logkey.Seq, m.GetSeq(),
-		logkey.MessageType, typ, "duplicate", dup)
-	if !dup && m.GetSeq() > acked {
-		acked = m.GetSeq()
-	}
-	return acked, dup, nil
+	return acked, committed, true, refused
 }
 
 // checkOwnership refuses a message whose body names another tenant, or reports on a

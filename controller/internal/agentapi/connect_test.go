@@ -113,6 +113,62 @@ func TestHeartbeatsAckedAfterCommitAndStoredOnce(t *testing.T) {
 	}
 }
 
+// TestPipelinedMessages sends messages without waiting for acks, as the agent's spool
+// does: the controller may commit them in batches, but every ack covers only stored
+// messages, acks never go back, duplicates inside a batch change nothing, and a bad
+// message ends the stream only after what came before it is stored and acknowledged.
+func TestPipelinedMessages(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	a := e.enrollAgent("a1", "clinic-a")
+	s := a.connect(t)
+	s.hello()
+
+	const n = 40
+	for seq := uint64(1); seq <= n; seq++ {
+		s.send(heartbeat(seq))
+		if seq == 10 {
+			s.send(heartbeat(7)) // a resend in the middle of the batch
+		}
+	}
+	var last uint64
+	for last < n {
+		got := s.ack()
+		if got < last {
+			t.Fatalf("ack went back from %d to %d", last, got)
+		}
+		if stored := len(messages(t, e.store, "clinic-a", "a1")); stored < int(got) {
+			t.Fatalf("ack %d with only %d messages stored", got, stored)
+		}
+		last = got
+	}
+	msgs := messages(t, e.store, "clinic-a", "a1")
+	if len(msgs) != n {
+		t.Fatalf("store holds %d messages, want %d", len(msgs), n)
+	}
+	for i, m := range msgs {
+		if m.Seq != uint64(i+1) {
+			t.Fatalf("message %d has seq %d", i, m.Seq)
+		}
+	}
+
+	for seq := uint64(n + 1); seq <= n+5; seq++ {
+		s.send(heartbeat(seq))
+	}
+	s.send(heartbeat(0)) // invalid: no sequence number
+	for last < n+5 {
+		resp, err := s.recv()
+		if err != nil {
+			t.Fatalf("stream ended (%v) before the valid messages were acked (at %d)", err,
+				last)
+		}
+		last = resp.GetAck().GetUpToSeq()
+	}
+	s.wantCode(codes.InvalidArgument)
+	if got := getAgent(t, e.store, "a1").AckedSeq; got != n+5 {
+		t.Fatalf("acked seq = %d, want %d", got, n+5)
+	}
+}
+
 func TestMalformedMessages(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -208,10 +264,10 @@ func TestCommandResultOfAnotherAgent(t *testing.T) {
 	s := a1.connect(t)
 	s.hello()
 	s.send(result(1, "cmd-1"))
+	s.send(result(2, "cmd-2")) // without waiting: possibly in one batch with the first
 	if got := s.ack(); got != 1 {
 		t.Fatalf("ack of own command result = %d", got)
 	}
-	s.send(result(2, "cmd-2"))
 	s.wantCode(codes.PermissionDenied)
 
 	if n := len(messages(t, e.store, "clinic-a", "a1")); n != 1 {
