@@ -2,6 +2,8 @@ package remediationapi
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/wardsec/ward/controller/internal/remediation"
 	"github.com/wardsec/ward/controller/internal/store"
+	"github.com/wardsec/ward/pkg/logkey"
 	wardv1 "github.com/wardsec/ward/proto/ward/v1"
 )
 
@@ -261,4 +264,60 @@ func (s *Server) SetAgentTier(ctx context.Context, req *wardv1.SetAgentTierReque
 	}
 	s.log.Info("agent tier set", "agent", a.ID, "tier", req.GetTier(), "operator", sc.name())
 	return &wardv1.SetAgentTierResponse{}, nil
+}
+
+// RunChecks asks one agent, or every agent of a tenant that is not revoked, to evaluate
+// its baseline now.
+func (s *Server) RunChecks(ctx context.Context, req *wardv1.RunChecksRequest) (
+	*wardv1.RunChecksResponse, error) {
+	sc, err := callerScope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var agents []store.Agent
+	switch {
+	case (req.GetAgent() == "") == (req.GetTenant() == ""):
+		return nil, status.Error(codes.InvalidArgument,
+			"name either an agent or a tenant (every agent of it)")
+	case req.GetAgent() != "":
+		a, err := s.visibleAgent(ctx, sc, req.GetAgent())
+		if err != nil {
+			return nil, err
+		}
+		if err := s.act(ctx, sc, a.Tenant); err != nil {
+			return nil, err
+		}
+		if a.Revoked {
+			return nil, status.Errorf(codes.FailedPrecondition, "agent %s revoked", a.ID)
+		}
+		agents = []store.Agent{a}
+	default:
+		if err := s.act(ctx, sc, req.GetTenant()); err != nil {
+			return nil, err
+		}
+		all, err := s.st.ListAgents(ctx, req.GetTenant())
+		if err != nil {
+			return nil, s.internal(ctx, "list agents", err)
+		}
+		for _, a := range all {
+			if !a.Revoked {
+				agents = append(agents, a)
+			}
+		}
+	}
+	slices.SortFunc(agents, func(a, b store.Agent) int { return strings.Compare(a.ID, b.ID) })
+
+	resp := &wardv1.RunChecksResponse{}
+	for _, a := range agents {
+		c, err := s.cfg.Engine.RequestEvaluation(ctx, remediation.EvaluateParams{
+			Agent: a.ID, Actor: sc.name(), Full: req.GetFullSnapshot()})
+		if err != nil {
+			return nil, s.engineErr(ctx, "run checks", err)
+		}
+		resp.Runs = append(resp.Runs, &wardv1.CheckRun{Agent: a.ID, CommandId: c.ID,
+			Status: string(c.Status)})
+	}
+	s.log.Info("checks run requested", "operator", sc.name(), logkey.Count, len(resp.Runs),
+		"full", req.GetFullSnapshot())
+	return resp, nil
 }
