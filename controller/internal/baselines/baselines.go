@@ -181,6 +181,11 @@ func (m *Manager) Push(ctx context.Context, tenant, file string, doc []byte,
 	}
 
 	now := m.clock()
+	err = m.record(ctx, remediation.Decision{At: now, Tenant: tenant,
+		Action: "baseline_published", Actor: actor, Detail: b.ID + " " + b.Version})
+	if err != nil {
+		return nil, err
+	}
 	err = m.cfg.Store.PutBaseline(ctx, store.BaselineVersion{Tenant: tenant,
 		BaselineID: b.ID, Version: b.Version, Document: doc, PublishedAt: now,
 		PublishedBy: actor})
@@ -190,8 +195,6 @@ func (m *Manager) Push(ctx context.Context, tenant, file string, doc []byte,
 	}
 	m.log.Info("baseline published", logkey.Tenant, tenant, "baseline", b.ID,
 		logkey.Version, b.Version, "actor", actor)
-	m.record(ctx, remediation.Decision{At: now, Tenant: tenant, Action: "baseline_published",
-		Actor: actor, Detail: b.ID + " " + b.Version})
 
 	sent, err := m.publish(ctx, tenant)
 	if err != nil {
@@ -253,12 +256,17 @@ func (m *Manager) Reported(ctx context.Context, tenant, agentID, version string)
 		return fmt.Errorf("baselines: %w", err)
 	}
 	if prev != version {
-		err := m.cfg.Store.SetAgentBaseline(ctx, tenant, agentID, version, m.clock())
+		// Recorded first: an agent's version is stored only with its record, so a
+		// refused record is made again at the agent's next report.
+		err := m.record(ctx, remediation.Decision{Tenant: tenant, Agent: agentID,
+			Action: "baseline_applied", Actor: agentID, Detail: version})
+		if err != nil {
+			return err
+		}
+		err = m.cfg.Store.SetAgentBaseline(ctx, tenant, agentID, version, m.clock())
 		if err != nil {
 			return fmt.Errorf("baselines: %w", err)
 		}
-		m.record(ctx, remediation.Decision{Tenant: tenant, Agent: agentID,
-			Action: "baseline_applied", Actor: agentID, Detail: version})
 	}
 	return m.Offer(ctx, tenant, agentID, version)
 }
@@ -283,14 +291,19 @@ func (m *Manager) Offer(ctx context.Context, tenant, agentID, version string) er
 	return nil
 }
 
-func (m *Manager) record(ctx context.Context, d remediation.Decision) {
+// record writes d through the Recorder; an error wraps remediation.ErrEvidence, and the
+// caller then leaves undone what d records.
+func (m *Manager) record(ctx context.Context, d remediation.Decision) error {
 	if d.At.IsZero() {
 		d.At = m.clock()
 	}
 	if m.cfg.Recorder == nil {
-		return
+		return nil
 	}
 	if err := m.cfg.Recorder.Record(ctx, d); err != nil {
-		m.log.Warn("record baseline decision", logkey.Error, err)
+		m.log.Error("baseline decision not recorded; not done", "action", d.Action,
+			logkey.Error, err)
+		return fmt.Errorf("baselines: %w: %s: %w", remediation.ErrEvidence, d.Action, err)
 	}
+	return nil
 }

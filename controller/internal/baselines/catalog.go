@@ -63,15 +63,15 @@ func (m *Manager) Exclude(ctx context.Context, tenant, check, reason, actor stri
 	if reason == "" {
 		return errors.New("baselines: an exclusion needs a reason")
 	}
-	err := m.cfg.Store.PutExclusion(ctx, store.Exclusion{Tenant: tenant, Check: check,
-		Reason: reason, CreatedAt: m.clock(), CreatedBy: actor})
-	m.forget(tenant)
+	err := m.record(ctx, remediation.Decision{Tenant: tenant, Check: check,
+		Action: "check_excluded", Actor: actor, Detail: reason})
 	if err != nil {
 		return err
 	}
-	m.record(ctx, remediation.Decision{Tenant: tenant, Check: check,
-		Action: "check_excluded", Actor: actor, Detail: reason})
-	return nil
+	err = m.cfg.Store.PutExclusion(ctx, store.Exclusion{Tenant: tenant, Check: check,
+		Reason: reason, CreatedAt: m.clock(), CreatedBy: actor})
+	m.forget(tenant)
+	return err
 }
 
 func convert(rb *runbook.Runbook) remediation.Runbook {

@@ -23,11 +23,15 @@ type issueParams struct {
 	rb     Runbook
 	actor  string
 	dryRun bool
+	// decision, when its Action is set, is recorded (with the command's id) before the
+	// command's own record: the approval or automatic remediation the command carries out.
+	decision Decision
 }
 
-// issue builds the command for p, signs it with the policy key and stores it as pending;
-// for an incident, onIncident is applied to it in the same transaction. It does not send
-// the command.
+// issue builds the command for p, signs it with the policy key, records the decision to
+// issue it and stores it as pending; for an incident, onIncident is applied to it in the
+// same transaction. Nothing is stored when the record fails (an error wrapping
+// ErrEvidence). It does not send the command.
 func (e *Engine) issue(ctx context.Context, p issueParams,
 	onIncident func(c store.Command) func(*store.Incident) error) (store.Command,
 	store.Incident, error) {
@@ -47,6 +51,20 @@ func (e *Engine) issue(ctx context.Context, p issueParams,
 	}
 	c.Signed = signed
 
+	if d := p.decision; d.Action != "" {
+		d.Command = c.ID
+		if err := e.record(ctx, d); err != nil {
+			return store.Command{}, store.Incident{}, err
+		}
+	}
+	err = e.record(ctx, Decision{Tenant: tenant, Agent: agent, Incident: p.inc.ID,
+		Check: p.inc.Check, Command: c.ID, Runbook: p.rb.ID, Action: "command_issued",
+		Actor: p.actor, Detail: fmt.Sprintf("expires %s, dry run %v",
+			c.ExpiresAt.UTC().Format(time.RFC3339), c.DryRun)})
+	if err != nil {
+		return store.Command{}, store.Incident{}, err
+	}
+
 	var inc store.Incident
 	if p.inc.ID != "" && onIncident != nil {
 		inc, err = e.st.IssueCommand(ctx, c, onIncident(c))
@@ -56,11 +74,6 @@ func (e *Engine) issue(ctx context.Context, p issueParams,
 	if err != nil {
 		return store.Command{}, store.Incident{}, fmt.Errorf("store command: %w", err)
 	}
-
-	e.record(ctx, Decision{Tenant: tenant, Agent: agent, Incident: p.inc.ID,
-		Check: p.inc.Check, Command: c.ID, Runbook: p.rb.ID, Action: "command_issued",
-		Actor: p.actor, Detail: fmt.Sprintf("expires %s, dry run %v",
-			c.ExpiresAt.UTC().Format(time.RFC3339), c.DryRun)})
 	return c, inc, nil
 }
 
@@ -142,7 +155,7 @@ func (e *Engine) send(ctx context.Context, c store.Command) {
 func (e *Engine) AgentConnected(ctx context.Context, tenant, agentID string) error {
 	inc, err := e.st.UnresolvedIncident(ctx, tenant, agentID, store.OfflineCheck)
 	if err == nil {
-		if err := e.resolve(ctx, inc.ID, ControllerActor, "agent connected"); err != nil {
+		if err := e.resolve(ctx, inc, ControllerActor, "agent connected"); err != nil {
 			return fmt.Errorf("remediation: %w", err)
 		}
 	} else if !errors.Is(err, store.ErrNotFound) {
@@ -160,7 +173,7 @@ func (e *Engine) resendCommands(ctx context.Context, tenant, agentID string) err
 	now := e.clock()
 	for _, c := range cmds {
 		if !now.Before(c.ExpiresAt) {
-			if err := e.expire(ctx, c.ID); err != nil {
+			if err := e.expire(ctx, c); err != nil {
 				return err
 			}
 			continue
@@ -171,8 +184,8 @@ func (e *Engine) resendCommands(ctx context.Context, tenant, agentID string) err
 }
 
 // expire marks an unfinished command expired and escalates its incident.
-func (e *Engine) expire(ctx context.Context, id string) error {
-	return e.finish(ctx, id, store.CommandExpired, nil, "command expired before a result")
+func (e *Engine) expire(ctx context.Context, c store.Command) error {
+	return e.finish(ctx, c, store.CommandExpired, nil, "command expired before a result")
 }
 
 // HandleResult processes a committed command result from agent in tenant. The first
@@ -195,17 +208,29 @@ func (e *Engine) HandleResult(ctx context.Context, tenant, agentID string,
 	if why == "" {
 		why = "command " + statusName(r.GetStatus())
 	}
-	return e.finish(ctx, c.ID, statusOf(r.GetStatus()), body, why)
+	return e.finish(ctx, c, statusOf(r.GetStatus()), body, why)
 }
 
-// finish stores a command's final status and result, once, and updates its incident: a
-// command that did not succeed escalates it (a failed remediation is an incident of its
-// own kind); a successful one waits for the verification drift report.
-func (e *Engine) finish(ctx context.Context, id string, st store.CommandStatus,
+// finish records and stores a command's final status and result, once, and updates its
+// incident: a command that did not succeed escalates it (a failed remediation is an
+// incident of its own kind); a successful one waits for the verification drift report.
+// c is the command as the caller read it; when the record fails nothing is stored.
+func (e *Engine) finish(ctx context.Context, c store.Command, st store.CommandStatus,
 	result []byte, why string) error {
+	id := c.ID
+	if c.Status.Finished() {
+		e.log.Info("later result ignored", logkey.Command, id, "status", st)
+		return nil
+	}
+	err := e.record(ctx, Decision{Tenant: c.Tenant, Agent: c.Agent, Incident: c.Incident,
+		Command: c.ID, Runbook: c.Runbook, Action: "command_result", Detail: string(st)})
+	if err != nil {
+		return fmt.Errorf("remediation: result of %s: %w", id, err)
+	}
+
 	now := e.clock()
 	already := false
-	c, err := e.st.UpdateCommand(ctx, id, func(c *store.Command) error {
+	c, err = e.st.UpdateCommand(ctx, id, func(c *store.Command) error {
 		already = c.Status.Finished()
 		if already {
 			return nil
@@ -222,8 +247,6 @@ func (e *Engine) finish(ctx context.Context, id string, st store.CommandStatus,
 	}
 
 	e.log.Info("command finished", logkey.Command, id, logkey.Agent, c.Agent, "status", st)
-	e.record(ctx, Decision{Tenant: c.Tenant, Agent: c.Agent, Incident: c.Incident,
-		Command: c.ID, Runbook: c.Runbook, Action: "command_result", Detail: string(st)})
 	if c.Owner != "" {
 		return e.ownedFinished(ctx, c)
 	}
@@ -237,7 +260,7 @@ func (e *Engine) finish(ctx context.Context, id string, st store.CommandStatus,
 	if inc.State != store.IncidentRemediating || lastCommand(inc) != c.ID {
 		return nil
 	}
-	return e.escalate(ctx, inc.ID, ControllerActor, "remediation failed: "+why)
+	return e.escalate(ctx, inc, ControllerActor, "remediation failed: "+why)
 }
 
 // statusOf maps a reported command status to the stored one.
@@ -295,7 +318,7 @@ func (e *Engine) expireOverdue(ctx context.Context, a store.Agent, now time.Time
 	}
 	for _, c := range cmds {
 		if !now.Before(c.ExpiresAt) {
-			if err := e.expire(ctx, c.ID); err != nil {
+			if err := e.expire(ctx, c); err != nil {
 				return err
 			}
 		}
@@ -304,7 +327,8 @@ func (e *Engine) expireOverdue(ctx context.Context, a store.Agent, now time.Time
 }
 
 // agentOffline opens the agent's offline incident (once) and escalates it: no runbook
-// can reach an agent that is not there.
+// can reach an agent that is not there. An offline incident still open (its escalation
+// could not be recorded before) is escalated again.
 func (e *Engine) agentOffline(ctx context.Context, a store.Agent) error {
 	now := e.clock()
 	detail := "last seen " + a.LastSeen.UTC().Format(time.RFC3339)
@@ -315,11 +339,20 @@ func (e *Engine) agentOffline(ctx context.Context, a store.Agent) error {
 		History: []store.IncidentEvent{{At: now, State: store.IncidentOpen,
 			Actor: ControllerActor, Action: "opened", Detail: detail}},
 	})
-	if err != nil || !created {
+	if err != nil {
 		return err
+	}
+	if !created {
+		if inc.State != store.IncidentOpen {
+			return nil
+		}
+		return e.escalate(ctx, inc, ControllerActor, "agent offline, "+detail)
 	}
 	e.log.Warn("incident opened", incidentKey, inc.ID, logkey.Agent, a.ID,
 		logkey.Check, store.OfflineCheck)
-	e.record(ctx, decisionOf(inc, "incident_opened", ControllerActor, detail))
-	return e.escalate(ctx, inc.ID, ControllerActor, "agent offline, "+detail)
+	if err := e.record(ctx, decisionOf(inc, "incident_opened", ControllerActor,
+		detail)); err != nil {
+		return err
+	}
+	return e.escalate(ctx, inc, ControllerActor, "agent offline, "+detail)
 }

@@ -80,13 +80,17 @@ func (e *Engine) checkFails(ctx context.Context, cs store.CheckStatus, commandID
 	if created {
 		e.log.Info("incident opened", incidentKey, got.ID, logkey.Agent, got.Agent,
 			logkey.Tenant, got.Tenant, logkey.Check, got.Check)
-		e.record(ctx, decisionOf(got, "incident_opened", ControllerActor, cs.Observed))
+		err := e.record(ctx, decisionOf(got, "incident_opened", ControllerActor, cs.Observed))
+		if err != nil {
+			e.undecided(ctx, got.ID)
+			return err
+		}
 		return e.decide(ctx, got, len(trimBefore(cs.Failures, now.Add(-e.cfg.FlapWindow))))
 	}
 
 	if commandID != "" && lastCommand(got) == commandID &&
 		got.State == store.IncidentRemediating {
-		return e.escalate(ctx, got.ID, ControllerActor,
+		return e.escalate(ctx, got, ControllerActor,
 			"verification failed after command "+commandID)
 	}
 	if got.Observed != cs.Observed {
@@ -112,16 +116,41 @@ func (e *Engine) checkPasses(ctx context.Context, cs store.CheckStatus, commandI
 	reason := "check passes"
 	if commandID != "" && lastCommand(inc) == commandID {
 		reason = "verified after command " + commandID
-		e.record(ctx, Decision{Tenant: inc.Tenant, Agent: inc.Agent, Incident: inc.ID,
-			Check: inc.Check, Command: commandID, Runbook: inc.Runbook, Action: "verified",
-			Detail: "check passes"})
+		err := e.record(ctx, Decision{Tenant: inc.Tenant, Agent: inc.Agent,
+			Incident: inc.ID, Check: inc.Check, Command: commandID, Runbook: inc.Runbook,
+			Action: "verified", Detail: "check passes"})
+		if err != nil {
+			return err
+		}
 	}
-	return e.resolve(ctx, inc.ID, ControllerActor, reason)
+	return e.resolve(ctx, inc, ControllerActor, reason)
 }
 
-// resolve moves an unresolved incident to resolved. Resolving a resolved incident does
-// nothing.
-func (e *Engine) resolve(ctx context.Context, id, actor, reason string) error {
+// undecided notes on an incident whose opening could not be recorded that no decision
+// was taken; an operator may still approve, escalate or resolve it. Failures are logged.
+func (e *Engine) undecided(ctx context.Context, id string) {
+	_, err := e.st.UpdateIncident(ctx, id, func(i *store.Incident) error {
+		i.Reason = "no decision taken: the evidence log refused the incident's record"
+		return nil
+	})
+	if err != nil {
+		e.log.Warn("note undecided incident", incidentKey, id, logkey.Error, err)
+	}
+}
+
+// resolve records the resolution of inc (as the caller read it) and moves it to
+// resolved. Resolving a resolved incident does nothing; when the record fails the
+// incident stays as it is.
+func (e *Engine) resolve(ctx context.Context, inc store.Incident, actor,
+	reason string) error {
+	if inc.State == store.IncidentResolved {
+		return nil
+	}
+	if err := e.record(ctx, decisionOf(inc, "resolved", actor, reason)); err != nil {
+		return err
+	}
+
+	id := inc.ID
 	now := e.clock()
 	was := store.IncidentState("")
 	inc, err := e.st.UpdateIncident(ctx, id, func(i *store.Incident) error {
@@ -139,7 +168,6 @@ func (e *Engine) resolve(ctx context.Context, id, actor, reason string) error {
 	}
 	e.log.Info("incident resolved", incidentKey, id, logkey.Agent, inc.Agent,
 		logkey.Check, inc.Check, logkey.Reason, reason)
-	e.record(ctx, decisionOf(inc, "resolved", actor, reason))
 	if was == store.IncidentRemediating {
 		e.releaseSlot(inc.Tenant)
 		e.fillSlots(ctx, inc.Tenant)

@@ -57,7 +57,11 @@ func (e *Engine) Escalate(ctx context.Context, id, actor, reason string) (store.
 	if reason == "" {
 		reason = "escalated by " + actor
 	}
-	if err := e.escalate(ctx, id, actor, reason); err != nil {
+	inc, err := e.st.GetIncident(ctx, id)
+	if err != nil {
+		return store.Incident{}, fmt.Errorf("remediation: escalate: %w", err)
+	}
+	if err := e.escalate(ctx, inc, actor, reason); err != nil {
 		return store.Incident{}, fmt.Errorf("remediation: escalate: %w", err)
 	}
 	return e.st.GetIncident(ctx, id)
@@ -70,7 +74,11 @@ func (e *Engine) Resolve(ctx context.Context, id, actor, reason string) (store.I
 	if reason == "" {
 		reason = "resolved by " + actor
 	}
-	if err := e.resolve(ctx, id, actor, reason); err != nil {
+	inc, err := e.st.GetIncident(ctx, id)
+	if err != nil {
+		return store.Incident{}, fmt.Errorf("remediation: resolve: %w", err)
+	}
+	if err := e.resolve(ctx, inc, actor, reason); err != nil {
 		return store.Incident{}, fmt.Errorf("remediation: resolve: %w", err)
 	}
 	return e.st.GetIncident(ctx, id)

@@ -59,8 +59,9 @@ func (e *Engine) resultHandler(owner string) ResultHandler {
 	return e.owners[owner]
 }
 
-// IssueOwned signs and stores c, then sends it when the agent is connected (otherwise it
-// is sent when the agent connects). The returned command is as stored.
+// IssueOwned signs c, records its issue, stores it, then sends it when the agent is
+// connected (otherwise it is sent when the agent connects). When the record fails nothing
+// is stored or sent (an error wrapping ErrEvidence). The returned command is as stored.
 func (e *Engine) IssueOwned(ctx context.Context, c OwnedCommand) (store.Command, error) {
 	switch {
 	case c.Tenant == "" || c.Agent == "":
@@ -87,14 +88,16 @@ func (e *Engine) IssueOwned(ctx context.Context, c OwnedCommand) (store.Command,
 		return store.Command{}, fmt.Errorf("remediation: owned command: %w", err)
 	}
 	cmd.Signed = signed
-	if err := e.st.CreateCommand(ctx, cmd); err != nil {
-		return store.Command{}, fmt.Errorf("remediation: store command: %w", err)
-	}
-
-	e.record(ctx, Decision{Tenant: c.Tenant, Agent: c.Agent, Command: cmd.ID,
+	err = e.record(ctx, Decision{Tenant: c.Tenant, Agent: c.Agent, Command: cmd.ID,
 		Runbook: c.Name, Action: "command_issued", Actor: c.Actor,
 		Detail: fmt.Sprintf("for %s %s, expires %s", c.Owner, c.Subject,
 			cmd.ExpiresAt.UTC().Format(time.RFC3339))})
+	if err != nil {
+		return store.Command{}, fmt.Errorf("remediation: owned command: %w", err)
+	}
+	if err := e.st.CreateCommand(ctx, cmd); err != nil {
+		return store.Command{}, fmt.Errorf("remediation: store command: %w", err)
+	}
 	e.send(ctx, cmd)
 	return cmd, nil
 }

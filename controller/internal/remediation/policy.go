@@ -2,6 +2,7 @@ package remediation
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/wardsec/ward/controller/internal/store"
@@ -12,7 +13,7 @@ import (
 // times within the flap window.
 func (e *Engine) decide(ctx context.Context, inc store.Incident, failures int) error {
 	if failures > e.cfg.FlapLimit {
-		return e.escalate(ctx, inc.ID, ControllerActor,
+		return e.escalate(ctx, inc, ControllerActor,
 			fmt.Sprintf("flapping: failed %d times within %s", failures, e.cfg.FlapWindow))
 	}
 
@@ -21,7 +22,7 @@ func (e *Engine) decide(ctx context.Context, inc store.Incident, failures int) e
 		return err
 	}
 	if !ok {
-		return e.escalate(ctx, inc.ID, ControllerActor, "no runbook remediates this check")
+		return e.escalate(ctx, inc, ControllerActor, "no runbook remediates this check")
 	}
 	agent, err := e.st.GetAgent(ctx, inc.Agent)
 	if err != nil {
@@ -62,8 +63,8 @@ func (e *Engine) awaitApproval(ctx context.Context, id, runbookID, why string) e
 	}
 	e.log.Info("incident awaits approval", incidentKey, id, logkey.Agent, inc.Agent,
 		logkey.Runbook, runbookID, logkey.Reason, why)
-	e.record(ctx, decisionOf(inc, "awaiting_approval", ControllerActor, why))
-	return nil
+	// Waiting changes nothing on the host: the state stays even when its record fails.
+	return e.record(ctx, decisionOf(inc, "awaiting_approval", ControllerActor, why))
 }
 
 // tryRemediate issues rb for the incident if the tenant has a free remediation slot and
@@ -96,9 +97,37 @@ func (e *Engine) tryRemediate(ctx context.Context, inc store.Incident, rb Runboo
 	}
 	if err := e.remediate(ctx, inc, rb, actor, action); err != nil {
 		e.releaseSlot(inc.Tenant)
+		if errors.Is(err, ErrEvidence) {
+			e.notRemediated(ctx, inc, rb, actor)
+		}
 		return err
 	}
 	return nil
+}
+
+// notRemediated puts back an incident whose remediation could not be recorded. The
+// controller's own decision stays open with its runbook chosen, so that the next sweep
+// tries again (as for an incident that waited for a slot); an operator's approval is
+// undone (state, runbook and approver as they were before it), and the operator told.
+// Failures are logged.
+func (e *Engine) notRemediated(ctx context.Context, inc store.Incident, rb Runbook,
+	actor string) {
+	why := "not remediated: the evidence log refused the decision's record"
+	_, err := e.st.UpdateIncident(ctx, inc.ID, func(i *store.Incident) error {
+		if i.State != store.IncidentOpen {
+			return nil // someone else moved it meanwhile
+		}
+		if actor == ControllerActor {
+			i.Runbook, i.Reason = rb.ID, why+"; tried again at the next sweep"
+			return nil
+		}
+		i.State, i.Runbook, i.ApprovedBy, i.Reason = inc.State, inc.Runbook,
+			inc.ApprovedBy, why
+		return nil
+	})
+	if err != nil {
+		e.log.Warn("put back incident", incidentKey, inc.ID, logkey.Error, err)
+	}
 }
 
 // remediate issues rb for inc, which holds a remediation slot, and moves it to
@@ -107,7 +136,10 @@ func (e *Engine) remediate(ctx context.Context, inc store.Incident, rb Runbook, 
 	action string) error {
 	id := inc.ID
 	now := e.clock()
-	cmd, inc, err := e.issue(ctx, issueParams{inc: inc, rb: rb, actor: actor},
+	decision := decisionOf(inc, action, actor, "runbook "+rb.ID)
+	decision.Runbook = rb.ID
+	cmd, inc, err := e.issue(ctx, issueParams{inc: inc, rb: rb, actor: actor,
+		decision: decision},
 		func(cmd store.Command) func(*store.Incident) error {
 			return func(i *store.Incident) error {
 				if i.State == store.IncidentResolved || i.State == store.IncidentRemediating {
@@ -131,7 +163,6 @@ func (e *Engine) remediate(ctx context.Context, inc store.Incident, rb Runbook, 
 	}
 	e.log.Info("incident remediating", incidentKey, id, logkey.Agent, inc.Agent,
 		logkey.Runbook, rb.ID, logkey.Command, cmd.ID, "actor", actor)
-	e.record(ctx, decisionOf(inc, action, actor, "runbook "+rb.ID))
 	e.send(ctx, cmd)
 	return nil
 }
@@ -180,8 +211,19 @@ func (e *Engine) fillSlotsNow(ctx context.Context, tenant string) {
 	}
 }
 
-// escalate moves an unresolved incident to escalated and hands it to the Escalator.
-func (e *Engine) escalate(ctx context.Context, id, actor, reason string) error {
+// escalate records the escalation of inc (as the caller read it), moves it to escalated
+// and hands it to the Escalator. A resolved incident is ErrState; when the record fails
+// the incident stays as it is and nothing is handed over.
+func (e *Engine) escalate(ctx context.Context, inc store.Incident, actor,
+	reason string) error {
+	if inc.State == store.IncidentResolved {
+		return ErrState
+	}
+	if err := e.record(ctx, decisionOf(inc, "escalated", actor, reason)); err != nil {
+		return err
+	}
+
+	id := inc.ID
 	now := e.clock()
 	was := store.IncidentState("")
 	inc, err := e.st.UpdateIncident(ctx, id, func(i *store.Incident) error {
@@ -200,13 +242,14 @@ func (e *Engine) escalate(ctx context.Context, id, actor, reason string) error {
 	}
 	e.log.Warn("incident escalated", incidentKey, id, logkey.Agent, inc.Agent,
 		logkey.Check, inc.Check, logkey.Reason, reason)
-	e.record(ctx, decisionOf(inc, "escalated", actor, reason))
-	if e.cfg.Escalator != nil {
-		e.cfg.Escalator.Escalate(ctx, e.escalation(ctx, inc, reason))
-	}
 	if was == store.IncidentRemediating {
 		e.releaseSlot(inc.Tenant)
 		e.fillSlots(ctx, inc.Tenant)
+	}
+	if e.cfg.Escalator != nil {
+		if err := e.cfg.Escalator.Escalate(ctx, e.escalation(ctx, inc, reason)); err != nil {
+			return fmt.Errorf("escalation of %s not queued: %w", id, err)
+		}
 	}
 	return nil
 }

@@ -18,7 +18,14 @@
 //   - an agent offline past Config.OfflineAfter gets an AGENT-OFFLINE incident, resolved
 //     when it connects again.
 //
-// Every decision is written through the Recorder, so that the evidence log can chain it.
+// Every decision is written through the Recorder, so that the evidence log can chain it,
+// and an action is taken only once its record is appended: a command is recorded as
+// issued before it is stored and sent, an approval or automatic remediation before its
+// command, an escalation before the incident changes and the webhook is queued, a
+// resolution before the incident changes, a command's result before it is stored. When
+// the Recorder fails, the action is not taken and the caller gets an error wrapping
+// ErrEvidence (an operator's call answers Unavailable); an automatic remediation is
+// tried again at the next sweep.
 package remediation
 
 import (
@@ -26,6 +33,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -59,6 +67,10 @@ var (
 	ErrState = errors.New("remediation: incident state does not allow this")
 	// ErrNoRunbook means no runbook is known by that id or for that check.
 	ErrNoRunbook = errors.New("remediation: no runbook")
+	// ErrEvidence means a decision could not be appended to the evidence log, so the
+	// action it records was not taken.
+	ErrEvidence = errors.New("remediation: decision not recorded in the evidence log; " +
+		"nothing was done")
 )
 
 // Step is one runbook step: an action compiled into the agent and its parameters.
@@ -112,8 +124,8 @@ type Decision struct {
 	Detail string
 }
 
-// Recorder records decisions. Record must be safe for concurrent use; an error is
-// logged, never retried.
+// Recorder records decisions. Record must be safe for concurrent use and return only once
+// the record is durable; when it fails, the action the decision records is not taken.
 type Recorder interface {
 	Record(ctx context.Context, d Decision) error
 }
@@ -140,9 +152,10 @@ type Escalation struct {
 }
 
 // Escalator delivers escalations (package escalation implements it). Escalate must not
-// block for long: deliveries and their retries happen elsewhere.
+// block for long: deliveries and their retries happen elsewhere. It returns an error when
+// it could not take the escalation for delivery.
 type Escalator interface {
-	Escalate(ctx context.Context, e Escalation)
+	Escalate(ctx context.Context, e Escalation) error
 }
 
 // Store is the durable state the engine uses.
@@ -266,8 +279,9 @@ func (e *Engine) releaseSlot(tenant string) {
 	}
 }
 
-// record writes d through the Recorder; a failure is logged.
-func (e *Engine) record(ctx context.Context, d Decision) {
+// record writes d through the Recorder and returns an error wrapping ErrEvidence when it
+// could not.
+func (e *Engine) record(ctx context.Context, d Decision) error {
 	if d.At.IsZero() {
 		d.At = e.clock()
 	}
@@ -275,12 +289,14 @@ func (e *Engine) record(ctx context.Context, d Decision) {
 		d.Actor = ControllerActor
 	}
 	if e.cfg.Recorder == nil {
-		return
+		return nil
 	}
 	if err := e.cfg.Recorder.Record(ctx, d); err != nil {
-		e.log.Warn("record decision", "action", d.Action, "incident", d.Incident,
-			"err", err)
+		e.log.Error("decision not recorded; its action is not taken", "action", d.Action,
+			"incident", d.Incident, "command", d.Command, "err", err)
+		return fmt.Errorf("%w: %s: %w", ErrEvidence, d.Action, err)
 	}
+	return nil
 }
 
 // newID returns prefix followed by 16 random hex digits.

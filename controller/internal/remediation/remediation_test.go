@@ -133,10 +133,11 @@ type escalator struct {
 	got []Escalation
 }
 
-func (e *escalator) Escalate(_ context.Context, esc Escalation) {
+func (e *escalator) Escalate(_ context.Context, esc Escalation) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.got = append(e.got, esc)
+	return nil
 }
 
 func (e *escalator) count() int {
@@ -329,7 +330,7 @@ func TestDriftToVerifiedResolution(t *testing.T) {
 	if got.State != store.IncidentResolved || got.ResolvedAt.IsZero() {
 		t.Fatalf("after verification: %s, want resolved", got.State)
 	}
-	want := []string{"incident_opened", "command_issued", "auto_remediated",
+	want := []string{"incident_opened", "auto_remediated", "command_issued",
 		"command_result", "verified", "resolved"}
 	if acts := h.rec.actions(got.ID); !slices.Equal(acts, want) {
 		t.Errorf("decisions = %v, want %v", acts, want)

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/wardsec/ward/controller/internal/remediation"
 	"github.com/wardsec/ward/controller/internal/store"
 	"github.com/wardsec/ward/pkg/runbook"
 	wardv1 "github.com/wardsec/ward/proto/ward/v1"
@@ -98,6 +99,9 @@ func (s *Server) PushBaseline(ctx context.Context, req *wardv1.PushBaselineReque
 	}
 	if _, err := s.cfg.Baselines.Push(ctx, req.GetTenant(), name, req.GetDocument(),
 		sc.name()); err != nil {
+		if errors.Is(err, remediation.ErrEvidence) {
+			return nil, evidenceErr()
+		}
 		// Validation problems name the operator's own file and lines: safe to return.
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
@@ -123,6 +127,9 @@ func (s *Server) ExcludeCheck(ctx context.Context, req *wardv1.ExcludeCheckReque
 	}
 	err = s.cfg.Baselines.Exclude(ctx, req.GetTenant(), req.GetCheck(), req.GetReason(),
 		sc.name())
+	if errors.Is(err, remediation.ErrEvidence) {
+		return nil, evidenceErr()
+	}
 	if err != nil {
 		return nil, s.internal(ctx, "exclude", err)
 	}

@@ -183,10 +183,19 @@ func (s *Server) engineErr(ctx context.Context, op string, err error) error {
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, remediation.ErrNoRunbook):
 		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, remediation.ErrEvidence):
+		return evidenceErr()
 	case errors.Is(err, store.ErrNotFound):
 		return status.Error(codes.NotFound, "not found")
 	}
 	return s.internal(ctx, op, err)
+}
+
+// evidenceErr is the status of an act whose record the evidence log refused: nothing
+// was done, and the operator may try again. The log's own error stays in the log.
+func evidenceErr() error {
+	return status.Error(codes.Unavailable,
+		"the evidence log could not record this; nothing was done, try again")
 }
 
 // internal logs an unexpected error and returns a status that does not reveal it.

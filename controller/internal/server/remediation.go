@@ -46,7 +46,7 @@ func (s *Server) buildRemediation(policy *ca.PolicyKey, hooks *remediation.Obser
 			return fmt.Errorf("server: webhook secret: %w", err)
 		}
 		p.notifier, err = escalation.New(escalation.Config{URL: s.cfg.WebhookURL,
-			Secret: bytes.TrimSpace(secret), Log: s.log, Clock: s.cfg.Clock})
+			Secret: bytes.TrimSpace(secret), Store: s.db, Log: s.log, Clock: s.cfg.Clock})
 		if err != nil {
 			return fmt.Errorf("server: %w", err)
 		}
