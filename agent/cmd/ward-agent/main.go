@@ -160,6 +160,8 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	defer signal.Stop(sigs)
 	evaluate := make(chan struct{})
 	go forwardSignals(ctx, sigs, evaluate)
+	_, gogcSet := os.LookupEnv("GOGC")
+	go tuneMemory(ctx, gogcSet)
 
 	return agent.Run(ctx, agent.Config{
 		Dir: state.Dir(*stateDir), Controller: *controller, HostRoot: *hostRoot,
