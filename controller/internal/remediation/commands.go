@@ -29,9 +29,10 @@ type issueParams struct {
 }
 
 // issue builds the command for p, signs it with the policy key, records the decision to
-// issue it and stores it as pending; for an incident, onIncident is applied to it in the
-// same transaction. Nothing is stored when the record fails (an error wrapping
-// ErrEvidence). It does not send the command.
+// issue it and stores it as sent once (the caller hands it over with sendNew right after,
+// which puts it back to pending if the agent's stream does not take it: one write per
+// command in the common case); for an incident, onIncident is applied to it in the same
+// transaction. Nothing is stored when the record fails (an error wrapping ErrEvidence).
 func (e *Engine) issue(ctx context.Context, p issueParams,
 	onIncident func(c store.Command) func(*store.Incident) error) (store.Command,
 	store.Incident, error) {
@@ -43,7 +44,8 @@ func (e *Engine) issue(ctx context.Context, p issueParams,
 	c := store.Command{
 		ID: newID("cmd-"), Tenant: tenant, Agent: agent, Incident: p.inc.ID,
 		Runbook: p.rb.ID, IssuedBy: p.actor, IssuedAt: now,
-		ExpiresAt: now.Add(e.cfg.CommandTTL), DryRun: p.dryRun, Status: store.CommandPending,
+		ExpiresAt: now.Add(e.cfg.CommandTTL), DryRun: p.dryRun, Status: store.CommandSent,
+		Sends: 1, LastSentAt: now,
 	}
 	signed, err := e.sign(c, p.rb)
 	if err != nil {
@@ -108,6 +110,40 @@ func (e *Engine) sign(c store.Command, rb Runbook) ([]byte, error) {
 		return nil, fmt.Errorf("marshal signed command: %w", err)
 	}
 	return out, nil
+}
+
+// sendNew hands a command issue stored as sent to the agent's stream. When the stream
+// does not take it (the agent is not connected here), the command goes back to pending,
+// unless a result came meanwhile; it is sent when the agent connects.
+func (e *Engine) sendNew(ctx context.Context, c store.Command) {
+	var sp wardv1.SignedPayload
+	if err := proto.Unmarshal(c.Signed, &sp); err != nil {
+		e.log.Error("decode stored command", logkey.Command, c.ID, logkey.Error, err)
+		return
+	}
+	err := e.cfg.Sender.Send(c.Agent, &wardv1.ConnectResponse{
+		Body: &wardv1.ConnectResponse_Command{Command: &sp}})
+	if err == nil {
+		e.log.Info("command sent", logkey.Command, c.ID, logkey.Agent, c.Agent,
+			logkey.Runbook, c.Runbook, logkey.Attempt, 1)
+		return
+	}
+	if errors.Is(err, ErrNotConnected) {
+		e.log.Info("command waits for the agent", logkey.Command, c.ID,
+			logkey.Agent, c.Agent)
+	} else {
+		e.log.Warn("send command", logkey.Command, c.ID, logkey.Agent, c.Agent,
+			logkey.Error, err)
+	}
+	_, err = e.st.UpdateCommand(ctx, c.ID, func(c *store.Command) error {
+		if c.Status == store.CommandSent && c.Sends == 1 {
+			c.Status, c.Sends, c.LastSentAt = store.CommandPending, 0, time.Time{}
+		}
+		return nil
+	})
+	if err != nil {
+		e.log.Warn("mark command pending", logkey.Command, c.ID, logkey.Error, err)
+	}
 }
 
 // send hands a stored command to the agent's stream and marks it sent. An agent without

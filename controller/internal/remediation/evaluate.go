@@ -54,6 +54,6 @@ func (e *Engine) RequestEvaluation(ctx context.Context, p EvaluateParams) (store
 	}
 	e.log.Info("evaluation requested", logkey.Agent, agent.ID, logkey.Command, c.ID,
 		"actor", p.Actor, "full", p.Full)
-	e.send(ctx, c)
+	e.sendNew(ctx, c)
 	return e.st.GetCommand(ctx, c.ID)
 }

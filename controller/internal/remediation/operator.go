@@ -130,7 +130,7 @@ func (e *Engine) RunRunbook(ctx context.Context, p RunParams) (store.Command, er
 	}
 	e.log.Info("manual run", logkey.Agent, agent.ID, logkey.Runbook, rb.ID,
 		logkey.Command, c.ID, "actor", p.Actor, "dry_run", p.DryRun)
-	e.send(ctx, c)
+	e.sendNew(ctx, c)
 	return e.st.GetCommand(ctx, c.ID)
 }
 

@@ -163,7 +163,7 @@ func (e *Engine) remediate(ctx context.Context, inc store.Incident, rb Runbook, 
 	}
 	e.log.Info("incident remediating", incidentKey, id, logkey.Agent, inc.Agent,
 		logkey.Runbook, rb.ID, logkey.Command, cmd.ID, "actor", actor)
-	e.send(ctx, cmd)
+	e.sendNew(ctx, cmd)
 	return nil
 }
 
