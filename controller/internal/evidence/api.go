@@ -234,13 +234,13 @@ func (s *Service) Export(req *wardv1.ExportRequest, stream wardv1.EvidenceServic
 		return status.Error(codes.InvalidArgument, "from is after to")
 	}
 	var lastSent time.Time
-	progress := func(done, total uint64) {
+	progress := func(phase string, done, total uint64) {
 		if time.Since(lastSent) < 200*time.Millisecond && done < total {
 			return
 		}
 		lastSent = time.Now()
 		_ = stream.Send(&wardv1.ExportResponse{Body: &wardv1.ExportResponse_Progress{
-			Progress: &wardv1.ExportProgress{Done: done, Total: total}}})
+			Progress: &wardv1.ExportProgress{Done: done, Total: total, Phase: phase}}})
 	}
 	sum, err := s.cfg.Exporter.Export(ctx, streamWriter{stream}, q, progress)
 	if err != nil {

@@ -1,7 +1,6 @@
 package evidence
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -37,37 +36,49 @@ type Exporter struct {
 // exportPage is how many records one store read takes.
 const exportPage = 4096
 
+// Progress is told how far an export is: phase "selecting" (records read to find the
+// range; total is the log's size), "hashing" and "writing" (the bundle's records, read
+// twice; total is their number).
+type Progress func(phase string, done, total uint64)
+
 // Export writes the bundle of q to w: the records of the range, extended forward to the
 // first checkpoint at or after its last record (so each one is covered by a signature;
 // records after the newest checkpoint chain to it), the checkpoints within, their witness
-// signatures, the evidence key and its chain. progress, when not nil, is called as records
-// are read with the number read and the log's size.
-//
-// Known limitation: the bundle is built in memory.
+// signatures, the evidence key and its chain. Records are read from the store in pages,
+// twice (hashed for the manifest, then written), and never held all at once. progress,
+// when not nil, is told how far it is.
 func (x *Exporter) Export(ctx context.Context, w io.Writer, q ExportQuery,
-	progress func(done, total uint64)) (ExportSummary, error) {
-	var sum ExportSummary
+	progress Progress) (ExportSummary, error) {
 	if x.Checkpointer != nil {
 		if _, err := x.Checkpointer.Checkpoint(ctx, q.Tenant); err != nil {
-			return sum, fmt.Errorf("export: %w", err)
+			return ExportSummary{}, fmt.Errorf("export: %w", err)
 		}
 	}
 	head, err := x.Store.EvidenceHead(ctx, q.Tenant)
 	if err != nil {
-		return sum, fmt.Errorf("export: %w", err)
+		return ExportSummary{}, fmt.Errorf("export: %w", err)
 	}
 	cps, err := x.Store.ListCheckpoints(ctx, q.Tenant, 0)
 	if err != nil {
-		return sum, fmt.Errorf("export: %w", err)
+		return ExportSummary{}, fmt.Errorf("export: %w", err)
 	}
-
-	lines, first, last, err := x.selectRecords(ctx, q, head, cps, progress)
+	first, last, err := x.selectRange(ctx, q, head, cps, progress)
 	if err != nil {
-		return sum, err
+		return ExportSummary{}, err
 	}
-	c := evidence.BundleContents{Tenant: q.Tenant, Created: x.now(), Records: lines,
-		FirstSeq: first, LastSeq: last, PublicKey: x.Key.PublicPEM, Chain: x.Key.ChainPEM}
+	return x.writeRange(ctx, w, q.Tenant, first, last, cps, progress)
+}
+
+// writeRange writes the bundle of records first to last (none when first is 0) with the
+// checkpoints and witness signatures among them (and the checkpoint at first-1, which
+// anchors the first record's prev).
+func (x *Exporter) writeRange(ctx context.Context, w io.Writer, tenant string, first,
+	last uint64, cps []store.EvidenceCheckpoint, progress Progress) (ExportSummary, error) {
+	var sum ExportSummary
+	c := evidence.BundleContents{Tenant: tenant, Created: x.now(), FirstSeq: first,
+		LastSeq: last, PublicKey: x.Key.PublicPEM, Chain: x.Key.ChainPEM}
 	if first > 0 {
+		c.Lines = x.lines(ctx, tenant, first, last, progress)
 		for _, cp := range cps {
 			if cp.Size+1 >= first && cp.Size <= last {
 				c.Checkpoints = append(c.Checkpoints, evidence.SignedCheckpoint{
@@ -75,7 +86,7 @@ func (x *Exporter) Export(ctx context.Context, w io.Writer, q ExportQuery,
 						Head: cp.Head, Time: cp.Time}, Signature: cp.Signature})
 			}
 		}
-		ws, err := x.Store.ListWitnesses(ctx, q.Tenant, first-min(first, 2))
+		ws, err := x.Store.ListWitnesses(ctx, tenant, first-min(first, 2))
 		if err != nil {
 			return sum, fmt.Errorf("export: %w", err)
 		}
@@ -98,6 +109,46 @@ func (x *Exporter) Export(ctx context.Context, w io.Writer, q ExportQuery,
 	return sum, nil
 }
 
+// lines yields the bundle lines of records first to last, read in pages. A record
+// missing (pruned meanwhile) fails with evidence.ErrRecordsChanged.
+func (x *Exporter) lines(ctx context.Context, tenant string, first, last uint64,
+	progress Progress) evidence.RecordLines {
+	pass := 0
+	return func(yield func([]byte) error) error {
+		phase := "hashing"
+		if pass++; pass > 1 {
+			phase = "writing"
+		}
+		total := last - first + 1
+		for after := first - 1; after < last; {
+			recs, err := x.Store.ListEvidence(ctx, tenant, after, exportPage)
+			if err != nil {
+				return err
+			}
+			for _, r := range recs {
+				if r.Seq > last {
+					break
+				}
+				if r.Seq != after+1 {
+					return evidence.ErrRecordsChanged
+				}
+				line := evidence.Line(r.Body, r.Hash)
+				if err := yield(line); err != nil {
+					return err
+				}
+				after = r.Seq
+			}
+			if progress != nil {
+				progress(phase, after-first+1, total)
+			}
+			if len(recs) == 0 && after < last {
+				return evidence.ErrRecordsChanged
+			}
+		}
+		return nil
+	}
+}
+
 func (x *Exporter) now() time.Time {
 	if x.Clock != nil {
 		return x.Clock()
@@ -105,63 +156,56 @@ func (x *Exporter) now() time.Time {
 	return time.Now()
 }
 
-// selectRecords reads the log and returns the bundle lines of the records from the first
-// one in range to the end (see Export).
-func (x *Exporter) selectRecords(ctx context.Context, q ExportQuery, head store.EvidenceHead,
-	cps []store.EvidenceCheckpoint, progress func(done, total uint64)) (
-	lines []byte, first, last uint64, err error) {
-	var buf bytes.Buffer
-	var end uint64 // last seq to include; 0 until the range's last record is known
-	inRange := uint64(0)
+// selectRange returns the first and last record of q's bundle (see Export); 0, 0 when no
+// record is in range. Without From and To it reads no record bodies.
+func (x *Exporter) selectRange(ctx context.Context, q ExportQuery, head store.EvidenceHead,
+	cps []store.EvidenceCheckpoint, progress Progress) (first, last uint64, err error) {
+	if q.From.IsZero() && q.To.IsZero() {
+		recs, err := x.Store.ListEvidence(ctx, q.Tenant, 0, 1)
+		if err != nil {
+			return 0, 0, fmt.Errorf("export: %w", err)
+		}
+		if len(recs) == 0 || head.Size == 0 {
+			return 0, 0, nil
+		}
+		return recs[0].Seq, head.Size, nil
+	}
+	var inRange uint64 // the last record in range
 	for after := uint64(0); ; {
 		recs, err := x.Store.ListEvidence(ctx, q.Tenant, after, exportPage)
 		if err != nil {
-			return nil, 0, 0, fmt.Errorf("export: %w", err)
+			return 0, 0, fmt.Errorf("export: %w", err)
 		}
 		for _, r := range recs {
+			if r.Seq > head.Size {
+				break
+			}
 			rec, err := evidence.ParseBody(r.Body)
 			if err != nil {
-				return nil, 0, 0, fmt.Errorf("export: record %d: %w", r.Seq, err)
+				return 0, 0, fmt.Errorf("export: record %d: %w", r.Seq, err)
 			}
-			afterFrom := q.From.IsZero() || !rec.Time.Before(q.From)
-			beforeTo := q.To.IsZero() || !rec.Time.After(q.To)
-			if afterFrom && beforeTo {
+			if !q.To.IsZero() && rec.Time.After(q.To) {
+				return first, coveringCheckpoint(cps, inRange, head.Size), nil
+			}
+			if q.From.IsZero() || !rec.Time.Before(q.From) {
 				inRange = r.Seq
-			}
-			if first == 0 && afterFrom && beforeTo {
-				first = r.Seq
-			}
-			if first != 0 && (end == 0 || r.Seq <= end) {
-				buf.Write(evidence.Line(r.Body, r.Hash))
-				buf.WriteByte('\n')
-				last = r.Seq
-			}
-			if first != 0 && !beforeTo && end == 0 {
-				end = coveringCheckpoint(cps, inRange, head.Size)
+				if first == 0 {
+					first = r.Seq
+				}
 			}
 		}
-		if progress != nil {
-			progress(after+uint64(len(recs)), head.Size)
+		if progress != nil && len(recs) > 0 {
+			progress("selecting", recs[len(recs)-1].Seq, head.Size)
 		}
-		if len(recs) < exportPage || (end != 0 && last >= end) {
+		if len(recs) < exportPage || recs[len(recs)-1].Seq >= head.Size {
 			break
 		}
 		after = recs[len(recs)-1].Seq
 	}
 	if first == 0 {
-		return nil, 0, 0, nil
+		return 0, 0, nil
 	}
-	if end == 0 {
-		end = coveringCheckpoint(cps, inRange, head.Size)
-	}
-	// drop what lies past end (the page may have read further)
-	lines = buf.Bytes()
-	for last > end {
-		i := bytes.LastIndexByte(lines[:len(lines)-1], '\n')
-		lines = lines[:i+1]
-		last--
-	}
-	return lines, first, last, nil
+	return first, coveringCheckpoint(cps, inRange, head.Size), nil
 }
 
 // coveringCheckpoint returns the size of the first checkpoint at or after seq, or size
