@@ -136,7 +136,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if slices.Contains(roles, "collector") {
 		col, err = discovery.New(discovery.Config{
-			SitePath: sitePath, Sink: c,
+			SitePath: sitePath, Sink: c, Tenant: st.Info.Tenant,
 			Privileged: os.Geteuid() == 0, Log: cfg.Log.With("component", "collector"),
 		})
 		if err != nil {

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -39,10 +40,12 @@ func applySite(path string, u *wardv1.SiteConfigUpdate) (changed bool, err error
 
 // siteHook returns the client's SiteConfigs hook of a collector: it writes each new
 // configuration to path and has the collector (*col, set before the client runs) read
-// it and scan again.
+// it and scan again, unless only the poll targets changed (the collector's polls read
+// them at their next round; a new scan is not needed for them).
 func siteHook(path string, col **discovery.Collector, log *slog.Logger) func(
 	*wardv1.SiteConfigUpdate) {
 	return func(u *wardv1.SiteConfigUpdate) {
+		before, _ := site.Load(path) // nil when there is none yet or it is unusable
 		changed, err := applySite(path, u)
 		if err != nil {
 			log.Warn("site configuration refused", logkey.Error, err)
@@ -53,8 +56,24 @@ func siteHook(path string, col **discovery.Collector, log *slog.Logger) func(
 			return
 		}
 		log.Info("site configuration written", logkey.Path, path)
+		if onlyTargets(before, u.GetConfigJson()) {
+			log.Info("only the poll targets changed; no new scan", logkey.Path, path)
+			return
+		}
 		if *col != nil {
 			(*col).Reload()
 		}
 	}
+}
+
+// onlyTargets reports whether doc differs from before in its poll targets only.
+func onlyTargets(before *site.Config, doc []byte) bool {
+	after, err := site.Parse(doc)
+	if before == nil || err != nil {
+		return false
+	}
+	a, b := before.WithoutTargets(), after.WithoutTargets()
+	ja, errA := json.Marshal(a)
+	jb, errB := json.Marshal(b)
+	return errA == nil && errB == nil && bytes.Equal(ja, jb)
 }

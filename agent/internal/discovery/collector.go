@@ -2,7 +2,10 @@
 // configuration it scans the clinic's subnets with nmap, polls SNMP agents, listens to
 // ARP on every subnet (the only method used on passive-only subnets), merges what each
 // method saw into one record per device, and streams the records to the controller as
-// DiscoveryReport messages through the agent's spool.
+// DiscoveryReport messages through the agent's spool. Between scans it polls the
+// agentless devices the controller names (the site configuration's poll targets) over
+// SNMP for reachability, uptime and interface errors, and streams each round as a
+// DevicePollReport (poll.go).
 //
 // The site configuration is read from collector.json in the state directory (see
 // pkg/site for its format) before every scan; without one the collector waits for it.
@@ -85,6 +88,11 @@ type Config struct {
 	// MDNSWait is how long a scan collects mDNS answers; zero means 2 s, negative skips
 	// mDNS browsing.
 	MDNSWait time.Duration
+	// Tenant is the collector's tenant, named in its device poll reports.
+	Tenant string
+	// PollTimeout is the timeout of one SNMP request of a device poll (retried twice);
+	// zero means 2 s.
+	PollTimeout time.Duration
 }
 
 // Collector runs discovery. Use New; Run and Scan may not run concurrently.
@@ -94,6 +102,9 @@ type Collector struct {
 	arp *merge.Set // what the ARP listeners heard since Run started
 	// reload wakes Run from its wait: the site configuration changed (see Reload).
 	reload chan struct{}
+
+	pollMu sync.Mutex
+	health *snmp.HealthPoller // the device polls' poller, kept while the credentials stay
 }
 
 // New checks cfg.
@@ -119,14 +130,21 @@ func New(cfg Config) (*Collector, error) {
 		reload: make(chan struct{}, 1)}, nil
 }
 
-// Run scans at once and then on the site's schedule, and listens to ARP on the site's
-// interfaces in between, until ctx is cancelled; it returns nil then. A failed scan is
-// logged and reported, and the next one runs on schedule.
+// Run scans at once and then on the site's schedule, listens to ARP on the site's
+// interfaces in between, and polls the site's agentless devices on the poll interval
+// (see PollRound), until ctx is cancelled; it returns nil then. A failed scan is logged
+// and reported, and the next one runs on schedule.
 func (c *Collector) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.runPolls(ctx)
+	}()
 
 	listening := map[string]bool{}
 	for ctx.Err() == nil {
@@ -142,6 +160,7 @@ func (c *Collector) Run(ctx context.Context) error {
 		for _, w := range st.Warnings() {
 			c.log.Warn("site configuration", logkey.Reason, w)
 		}
+		logPollTargets(c.log, st)
 		c.listen(ctx, &wg, st, listening)
 
 		if _, err := c.Scan(ctx, st); err != nil && ctx.Err() == nil {
