@@ -23,6 +23,7 @@ import (
 
 	"github.com/wardsec/ward/controller/internal/agentapi"
 	"github.com/wardsec/ward/controller/internal/install"
+	"github.com/wardsec/ward/controller/internal/memrelease"
 	"github.com/wardsec/ward/controller/internal/server"
 	"github.com/wardsec/ward/pkg/version"
 )
@@ -94,6 +95,9 @@ func newServeCommand(logger func() *slog.Logger) *cobra.Command {
 				debug.SetGCPercent(gcPercent)
 			}
 			cfg.Log = logger()
+			mctx, stopRelease := context.WithCancel(cmd.Context())
+			defer stopRelease()
+			go memrelease.Run(mctx, memrelease.Config{Log: cfg.Log})
 			if debugListen != "" {
 				stop, err := serveDebug(debugListen, cfg.Log)
 				if err != nil {
