@@ -23,16 +23,6 @@ const (
 	DefaultRetentionYears = MinRetentionYears
 )
 
-// Record types of retention.
-const (
-	// TypeArchived: records were written to an archive bundle that the controller
-	// verified. Subject: the tenant; data: first_seq, last_seq, head, manifest_sha256, file.
-	TypeArchived = "log.archived"
-	// TypePruned: archived records past the retention period left the live log. Subject:
-	// the tenant; data: through_seq, head, archives (manifest SHA-256s), retention_years.
-	TypePruned = "log.pruned"
-)
-
 // CheckRetention returns an error naming the minimum when years is below it.
 func CheckRetention(years int) error {
 	if years < MinRetentionYears {
@@ -97,6 +87,21 @@ func NewArchiver(cfg ArchiverConfig) (*Archiver, error) {
 
 // Years returns the retention period in years.
 func (a *Archiver) Years() int { return a.cfg.Years }
+
+// Archives returns the tenant's archives, oldest first, and the live log's base (records
+// up to base.Size were pruned; zero when none were).
+func (a *Archiver) Archives(ctx context.Context, tenant string) ([]store.EvidenceArchive,
+	store.EvidenceHead, error) {
+	archives, err := a.cfg.Retention.ListEvidenceArchives(ctx, tenant)
+	if err != nil {
+		return nil, store.EvidenceHead{}, fmt.Errorf("archives: %w", err)
+	}
+	base, err := a.cfg.Retention.EvidenceBase(ctx, tenant)
+	if err != nil {
+		return nil, base, fmt.Errorf("archives: %w", err)
+	}
+	return archives, base, nil
+}
 
 // ArchiveResult is what Archive wrote.
 type ArchiveResult struct {
