@@ -25,7 +25,8 @@ import (
 )
 
 func (a *app) evidenceCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "evidence", Short: "Read, export, verify, archive and prune evidence logs"}
+	cmd := &cobra.Command{Use: "evidence",
+		Short: "Read, export, verify, archive and prune evidence logs"}
 	cmd.AddCommand(a.evidenceListCommand(), a.evidenceShowCommand(),
 		a.evidenceWitnessesCommand(), a.evidenceExportCommand(), a.evidenceVerifyCommand(),
 		a.evidenceArchiveCommand(), a.evidencePruneCommand(), a.evidenceArchivesCommand())

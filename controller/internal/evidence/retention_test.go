@@ -223,7 +223,8 @@ func TestPruneOnlyArchivedAndOld(t *testing.T) {
 		t.Errorf("prune result %+v", pr)
 	}
 	rec, ok := r.lastOfType(t, TypePruned)
-	if !ok || rec.Actor.ID != "admin" || !bytes.Contains(rec.Data, []byte(res.Archive.ManifestSHA256)) {
+	if !ok || rec.Actor.ID != "admin" ||
+		!bytes.Contains(rec.Data, []byte(res.Archive.ManifestSHA256)) {
 		t.Errorf("log.pruned record %+v", rec)
 	}
 	if recs, _ := r.store.ListEvidence(ctx, "clinic", 0, 1); len(recs) != 1 || recs[0].Seq != 22 {
