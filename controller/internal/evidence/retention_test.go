@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/wardsec/ward/controller/internal/store"
 	"github.com/wardsec/ward/pkg/evidence"
+	"github.com/wardsec/ward/pkg/pki"
 )
 
 // retentionEnv is an env whose records are made at a fake time, one minute apart, with
@@ -377,5 +379,51 @@ func TestCheckRetention(t *testing.T) {
 	_, err := NewArchiver(ArchiverConfig{Years: 5})
 	if err == nil {
 		t.Error("NewArchiver without its parts succeeded")
+	}
+}
+
+// TestRetentionLogsAndErrorsHoldNoKey: what the Archiver logs and returns, on success and
+// on refusal, holds none of the evidence key's or the CA's private key material.
+func TestRetentionLogsAndErrorsHoldNoKey(t *testing.T) {
+	r := newRetentionEnv(t)
+	var logs bytes.Buffer
+	r.arch.cfg.Log = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{
+		Level: slog.LevelDebug}))
+	ctx := context.Background()
+	r.record(t, 25)
+	var errs []string
+	res, err := r.arch.Archive(ctx, ArchiveParams{Tenant: "clinic", Before: r.recNow,
+		By: admin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.arch.Archive(ctx, ArchiveParams{Tenant: "clinic", Before: r.recNow, By: admin})
+	errs = append(errs, err.Error())
+	_, err = r.arch.Prune(ctx, "clinic", admin)
+	errs = append(errs, err.Error())
+	os.Truncate(filepath.Join(r.dir, res.Archive.File), 200)
+	r.now = r.recNow.AddDate(7, 0, 0)
+	_, err = r.arch.Prune(ctx, "clinic", admin)
+	errs = append(errs, err.Error())
+	text := logs.String() + strings.Join(errs, "\n")
+
+	path := filepath.Join(r.env.dir, "evidence", "key.pem")
+	pemData, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pki.ParseKey(pemData); err != nil {
+		t.Fatalf("%s is not the key: %v", path, err)
+	}
+	for _, line := range strings.Split(string(pemData), "\n") {
+		if len(line) > 16 && !strings.HasPrefix(line, "-----") && strings.Contains(text, line) {
+			t.Error("logs or errors hold a line of the evidence key")
+		}
+	}
+	if strings.Contains(text, "PRIVATE KEY") {
+		t.Error("logs or errors hold a private key")
+	}
+	if !strings.Contains(logs.String(), "evidence archived") {
+		t.Errorf("logs: %s", logs.String())
 	}
 }
