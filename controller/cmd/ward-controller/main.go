@@ -4,6 +4,7 @@
 //	ward-controller serve --data-dir DIR [--listen ADDR] [--metrics-listen ADDR]
 //	    [--heartbeat-interval 30s] [--cert-ttl 24h] [--log-level info]
 //	    [--webhook-url URL --webhook-secret-file F] [--debug-listen 127.0.0.1:PORT]
+//	    [--evidence-retention-years 6]
 //	ward-controller version
 //
 // Logs are JSON lines on standard error. serve stops gracefully on SIGTERM or SIGINT.
@@ -22,6 +23,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/wardsec/ward/controller/internal/agentapi"
+	"github.com/wardsec/ward/controller/internal/evidence"
 	"github.com/wardsec/ward/controller/internal/install"
 	"github.com/wardsec/ward/controller/internal/memrelease"
 	"github.com/wardsec/ward/controller/internal/server"
@@ -91,6 +93,9 @@ func newServeCommand(logger func() *slog.Logger) *cobra.Command {
 		Short: "Serve agents and operators until SIGTERM or SIGINT",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := evidence.CheckRetention(cfg.EvidenceRetentionYears); err != nil {
+				return fmt.Errorf("--evidence-retention-years: %w", err)
+			}
 			if os.Getenv("GOGC") == "" {
 				debug.SetGCPercent(gcPercent)
 			}
@@ -130,6 +135,9 @@ func newServeCommand(logger func() *slog.Logger) *cobra.Command {
 		"garbage collection target percentage, unless GOGC is set")
 	f.StringVar(&debugListen, "debug-listen", "",
 		"loopback address to serve net/http/pprof on, for profiling; empty: none")
+	f.IntVar(&cfg.EvidenceRetentionYears, "evidence-retention-years",
+		evidence.DefaultRetentionYears, "years archived evidence records stay in the live "+
+			"log before they may be pruned (at least 6)")
 	cmd.MarkFlagRequired("data-dir")
 	return cmd
 }

@@ -52,6 +52,32 @@ func TestVersion(t *testing.T) {
 	}
 }
 
+// TestServeRefusesShortRetention: a retention below six years stops serve before it opens
+// anything, naming the minimum.
+func TestServeRefusesShortRetention(t *testing.T) {
+	tests := []struct {
+		years string
+		want  string
+	}{
+		{"5", "below the minimum of 6"},
+		{"0", "below the minimum of 6"},
+		{"-1", "below the minimum of 6"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.years, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			out, err := command(t, "serve", "--data-dir", dir, "--evidence-retention-years",
+				tt.years).CombinedOutput()
+			if err == nil || !strings.Contains(string(out), tt.want) {
+				t.Fatalf("serve with %s years: %v\n%s", tt.years, err, out)
+			}
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				t.Errorf("serve touched the data directory: %v", err)
+			}
+		})
+	}
+}
+
 func TestInitServeAndStop(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 
@@ -87,6 +113,10 @@ func TestInitServeAndStop(t *testing.T) {
 	serving := waitFor(t, lines, "controller serving")
 	addr, _ := serving["addr"].(string)
 	metricsAddr, _ := serving["metrics_addr"].(string)
+	if fi, err := os.Stat(filepath.Join(dir, "evidence-archives")); err != nil ||
+		fi.Mode().Perm() != 0o700 || !fi.IsDir() {
+		t.Errorf("evidence archive directory: %v, %v", fi, err)
+	}
 
 	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
 		resp, err := http.Get("http://" + metricsAddr + path)

@@ -25,9 +25,11 @@ import (
 )
 
 func (a *app) evidenceCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "evidence", Short: "Read, export and verify evidence logs"}
+	cmd := &cobra.Command{Use: "evidence",
+		Short: "Read, export, verify, archive and prune evidence logs"}
 	cmd.AddCommand(a.evidenceListCommand(), a.evidenceShowCommand(),
-		a.evidenceWitnessesCommand(), a.evidenceExportCommand(), a.evidenceVerifyCommand())
+		a.evidenceWitnessesCommand(), a.evidenceExportCommand(), a.evidenceVerifyCommand(),
+		a.evidenceArchiveCommand(), a.evidencePruneCommand(), a.evidenceArchivesCommand())
 	return cmd
 }
 
@@ -225,15 +227,13 @@ func (a *app) export(req *wardv1.ExportRequest, out string, progressOut io.Write
 	if out == "" {
 		return errors.New("export: name the bundle file with -o FILE")
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(out), ".export-*")
+	bf, err := newBundleFile(out, progressOut)
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
+	defer bf.discard()
 
 	var sum *wardv1.ExportSummary
-	var written int64
 	err = a.callEvidence(0, func(ctx context.Context, c wardv1.EvidenceServiceClient) error {
 		stream, err := c.Export(ctx, req)
 		if err != nil {
@@ -249,15 +249,9 @@ func (a *app) export(req *wardv1.ExportRequest, out string, progressOut io.Write
 			}
 			switch b := msg.Body.(type) {
 			case *wardv1.ExportResponse_Progress:
-				fmt.Fprintf(progressOut, "\rreading records: %d of %d", b.Progress.Done,
-					b.Progress.Total)
-				if b.Progress.Done >= b.Progress.Total {
-					fmt.Fprintln(progressOut)
-				}
+				bf.progress(b.Progress)
 			case *wardv1.ExportResponse_Chunk:
-				n, err := tmp.Write(b.Chunk)
-				written += int64(n)
-				if err != nil {
+				if err := bf.write(b.Chunk); err != nil {
 					return fmt.Errorf("export: %w", err)
 				}
 			case *wardv1.ExportResponse_Summary:
@@ -271,32 +265,88 @@ func (a *app) export(req *wardv1.ExportRequest, out string, progressOut io.Write
 	if sum == nil {
 		return errors.New("export: the controller ended the stream without a summary")
 	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), out); err != nil {
+	if err := bf.commit(); err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
 	_, err = fmt.Fprintf(a.stdout, "wrote %s (%d bytes): tenant %s, records %d to %d, "+
 		"%d checkpoints, %d witness signatures\nevidence key fingerprint (SHA-256): %s\n",
-		out, written, req.Tenant, sum.FirstSeq, sum.LastSeq, sum.Checkpoints, sum.Witnesses,
-		sum.KeyFingerprint)
+		out, bf.written, req.Tenant, sum.FirstSeq, sum.LastSeq, sum.Checkpoints,
+		sum.Witnesses, sum.KeyFingerprint)
 	return err
 }
 
+// bundleFile is a bundle being received: written to a temporary file (0600) beside its
+// name, renamed into place by commit.
+type bundleFile struct {
+	tmp         *os.File
+	out         string
+	written     int64
+	progressOut io.Writer
+	committed   bool
+}
+
+func newBundleFile(out string, progressOut io.Writer) (*bundleFile, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(out), ".bundle-*")
+	if err != nil {
+		return nil, err
+	}
+	return &bundleFile{tmp: tmp, out: out, progressOut: progressOut}, nil
+}
+
+// progress shows how far the controller is.
+func (b *bundleFile) progress(p *wardv1.ExportProgress) {
+	phase := "reading"
+	if p.Phase != "" {
+		phase = p.Phase
+	}
+	fmt.Fprintf(b.progressOut, "\r%s records: %d of %d", phase, p.Done, p.Total)
+	if p.Done >= p.Total {
+		fmt.Fprintln(b.progressOut)
+	}
+}
+
+func (b *bundleFile) write(chunk []byte) error {
+	n, err := b.tmp.Write(chunk)
+	b.written += int64(n)
+	return err
+}
+
+// commit syncs the file and renames it into place.
+func (b *bundleFile) commit() error {
+	if err := b.tmp.Sync(); err != nil {
+		return err
+	}
+	if err := b.tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(b.tmp.Name(), b.out); err != nil {
+		return err
+	}
+	b.committed = true
+	return nil
+}
+
+// discard removes the temporary file unless it was committed.
+func (b *bundleFile) discard() {
+	if !b.committed {
+		b.tmp.Close()
+		os.Remove(b.tmp.Name())
+	}
+}
+
 func (a *app) evidenceVerifyCommand() *cobra.Command {
-	var fingerprint string
+	var fingerprint, after string
 	cmd := &cobra.Command{
-		Use:   "verify FILE [--ca CA.pem | --key-fingerprint SHA256]",
-		Short: "Verify a bundle offline; exits non-zero naming the first failure",
+		Use:   "verify FILE [--ca CA.pem | --key-fingerprint SHA256] [--after ARCHIVE]",
+		Short: "Verify a bundle or archive offline; exits non-zero naming the first failure",
 		Long: "Verify checks every record's hash and the chain, the checkpoint signatures, " +
 			"the witness signatures, the evidence key against the trust anchor and the " +
 			"signed manifest. It needs no controller. The anchor is --ca (the Ward CA " +
 			"bundle, given explicitly) or --key-fingerprint (SHA-256 of the evidence " +
-			"public key's DER SubjectPublicKeyInfo, hex).",
+			"public key's DER SubjectPublicKeyInfo, hex). Archives are bundles too. With " +
+			"--after ARCHIVE, the earlier bundle (an archive, say) is verified as well and " +
+			"FILE must continue it: same tenant, its first record right after the " +
+			"archive's last and chaining to its last head.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts := evidence.VerifyOptions{KeyFingerprint: fingerprint}
@@ -311,28 +361,49 @@ func (a *app) evidenceVerifyCommand() *cobra.Command {
 				return errors.New("verify: give a trust anchor: --ca CA.pem or " +
 					"--key-fingerprint SHA256")
 			}
-			return a.verify(args[0], opts)
+			var prev *evidence.Report
+			if after != "" {
+				rep, err := a.verify(after, opts)
+				if err != nil {
+					return err
+				}
+				prev = &rep
+			}
+			rep, err := a.verify(args[0], opts)
+			if err != nil || prev == nil {
+				return err
+			}
+			if err := rep.Continues(*prev); err != nil {
+				return fmt.Errorf("verify %s after %s: FAILED: %w", args[0], after, err)
+			}
+			_, err = fmt.Fprintf(a.stdout, "continuity:   %s continues %s (record %d chains "+
+				"to its last head %s)\n", args[0], after, rep.FirstSeq, prev.Head)
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&fingerprint, "key-fingerprint", "",
 		"SHA-256 of the evidence public key (hex)")
+	cmd.Flags().StringVar(&after, "after", "",
+		"an earlier bundle or archive FILE must continue (verified too)")
 	return cmd
 }
 
-func (a *app) verify(path string, opts evidence.VerifyOptions) error {
+// verify verifies the bundle at path, reading its records as a stream, and prints what
+// it checked.
+func (a *app) verify(path string, opts evidence.VerifyOptions) (evidence.Report, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return evidence.Report{}, err
 	}
 	defer f.Close()
-	b, err := evidence.ReadBundle(f)
+	rep, err := evidence.VerifyReader(f, opts, nil)
 	if err != nil {
-		return fmt.Errorf("verify %s: %w", path, err)
+		return rep, fmt.Errorf("verify %s: FAILED: %w", path, err)
 	}
-	rep, err := b.Verify(opts)
-	if err != nil {
-		return fmt.Errorf("verify %s: FAILED: %w", path, err)
-	}
+	return rep, a.printReport(path, rep, opts)
+}
+
+func (a *app) printReport(path string, rep evidence.Report, opts evidence.VerifyOptions) error {
 	anchor := "the given CA"
 	if opts.Roots == nil {
 		anchor = "the given key fingerprint"
@@ -346,6 +417,10 @@ func (a *app) verify(path string, opts evidence.VerifyOptions) error {
 		fmt.Fprintf(w, "records:      %d (seq %d to %d, %s to %s), hash chain intact\n",
 			rep.Records, rep.FirstSeq, rep.LastSeq, rep.FirstTime.UTC().Format(time.RFC3339),
 			rep.LastTime.UTC().Format(time.RFC3339))
+	}
+	if rep.FirstSeq > 1 {
+		fmt.Fprintf(w, "starts after: record %d, head %s (an earlier bundle or archive "+
+			"holds it; check with --after)\n", rep.FirstSeq-1, rep.Base)
 	}
 	fmt.Fprintf(w, "checkpoints:  %d signed by the evidence key, the last at %d\n",
 		rep.Checkpoints, rep.LastCheckpoint)
@@ -364,6 +439,7 @@ func (a *app) verify(path string, opts evidence.VerifyOptions) error {
 	}
 	fmt.Fprintf(w, "witnesses:    %s%s\n", orDash(strings.Join(ids, ", ")), witnessAnchor)
 	fmt.Fprintf(w, "evidence key: SHA-256 %s, anchored by %s\n", rep.KeyFingerprint, anchor)
-	_, err = fmt.Fprintf(w, "manifest:     signature and every file's SHA-256 match\n")
+	_, err := fmt.Fprintf(w, "manifest:     signature and every file's SHA-256 match "+
+		"(manifest SHA-256 %s)\n", rep.ManifestSHA256)
 	return err
 }

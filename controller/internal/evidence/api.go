@@ -23,11 +23,15 @@ type ServiceConfig struct {
 	Store    store.Evidence // required
 	Tenants  store.Tenants  // required
 	Exporter *Exporter      // required
-	Log      *slog.Logger   // nil discards
+	// Archiver archives and prunes; nil answers Archive, Prune and ListArchives with
+	// Unimplemented.
+	Archiver *Archiver
+	Log      *slog.Logger // nil discards
 }
 
 // Service implements wardv1.EvidenceServiceServer; every role may read and export the
-// logs of the tenants it can see. It is safe for concurrent use.
+// logs of the tenants it can see, only admins archive and prune. It is safe for
+// concurrent use.
 type Service struct {
 	wardv1.UnimplementedEvidenceServiceServer
 	cfg ServiceConfig

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
-	"net"
 	"testing"
 	"time"
 
@@ -17,14 +16,10 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/wardsec/ward/controller/internal/adminapi/adminapitest"
-	"github.com/wardsec/ward/controller/internal/authz"
 	ctlevidence "github.com/wardsec/ward/controller/internal/evidence"
-	"github.com/wardsec/ward/controller/internal/install"
 	"github.com/wardsec/ward/controller/internal/store"
-	"github.com/wardsec/ward/controller/internal/store/badger"
 	"github.com/wardsec/ward/pkg/evidence"
 	"github.com/wardsec/ward/pkg/pki"
-	"github.com/wardsec/ward/pkg/scrub"
 	wardv1 "github.com/wardsec/ward/proto/ward/v1"
 )
 
@@ -33,52 +28,15 @@ import (
 // and t2 (one record).
 type apiEnv struct {
 	*adminapitest.Env
+	ev   *adminapitest.Evidence
 	addr string
 }
 
 func newAPIEnv(t *testing.T) *apiEnv {
 	base := adminapitest.New(t)
-	log := adminapitest.Log(t)
-	st := base.Store.(*badger.Store)
-	key, err := ctlevidence.LoadOrCreateKey(base.Dir, base.CA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cp := ctlevidence.NewCheckpointer(ctlevidence.CheckpointerConfig{Store: st, Tenants: st, Key: key,
-		Log: log})
-	svc := ctlevidence.NewService(ctlevidence.ServiceConfig{Store: st, Tenants: st, Log: log,
-		Exporter: &ctlevidence.Exporter{Store: st, Key: key, Checkpointer: cp}})
-
-	p := install.PathsOf(base.Dir)
-	pair, err := pki.LoadKeyPair(p.ControllerCert, p.ControllerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	az := authz.New(base.Store, adminapitest.TrustDomain, log, nil)
-	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{
-		MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{pair},
-		ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: base.CA.Roots(),
-		VerifyConnection: az.VerifyConnection})),
-		grpc.ChainUnaryInterceptor(az.UnaryInterceptor()),
-		grpc.ChainStreamInterceptor(az.StreamInterceptor()))
-	wardv1.RegisterEvidenceServiceServer(srv, svc)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(lis)
-	}()
-	t.Cleanup(func() {
-		srv.Stop()
-		<-done
-	})
-
+	ev := base.ServeEvidence()
 	base.Tenant("t1")
 	base.Tenant("t2")
-	rec := ctlevidence.NewLog(ctlevidence.Config{Store: st, Scrubber: scrub.New([]byte("salt")), Log: log})
 	for _, e := range []ctlevidence.Entry{
 		{Tenant: "t1", Type: ctlevidence.TypeTenantCreated, Subject: "t1"},
 		{Tenant: "t1", Type: ctlevidence.TypeTokenCreated, Subject: "tok1"},
@@ -86,11 +44,11 @@ func newAPIEnv(t *testing.T) *apiEnv {
 		{Tenant: "t2", Type: ctlevidence.TypeTenantCreated, Subject: "t2"},
 	} {
 		e.Actor = ctlevidence.Actor{Kind: ctlevidence.ActorOperator, ID: "admin"}
-		if _, err := rec.Record(context.Background(), e); err != nil {
+		if _, err := ev.Log.Record(context.Background(), e); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return &apiEnv{Env: base, addr: lis.Addr().String()}
+	return &apiEnv{Env: base, ev: ev, addr: ev.Addr}
 }
 
 func (e *apiEnv) client(c *adminapitest.Cred) wardv1.EvidenceServiceClient {

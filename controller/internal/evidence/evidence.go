@@ -45,6 +45,15 @@ const (
 	TypeCheckpoint = "log.checkpoint" // subject: tenant; data: size, head (signed apart)
 	// TypeWitnessRefused: a collector refused a checkpoint as inconsistent with its copy.
 	TypeWitnessRefused = "witness.refused" // subject: witness agent id; data: size, reason
+	// TypeArchived: records were written to an archive bundle that the controller
+	// verified and keeps. Actor: the operator who asked. Subject: the tenant; data:
+	// first_seq, last_seq, head, last_time, manifest_sha256, file.
+	TypeArchived = "log.archived"
+	// TypePruned: archived records past the retention period are about to leave the live
+	// log (recorded before any is removed). Actor: the operator who asked. Subject: the
+	// tenant; data: through_seq, head, archives (their manifest SHA-256s),
+	// retention_years, cutoff.
+	TypePruned = "log.pruned"
 )
 
 // ActorKind says who acted.

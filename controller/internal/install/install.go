@@ -67,18 +67,22 @@ type Paths struct {
 	DB             string // db/: the Badger store
 	AdminDir       string // operators/admin/: cert.pem, key.pem (0600), ca.pem
 	InstallFile    string // install.json
+	// EvidenceArchives holds the evidence archive bundles (0700, files 0600); serve
+	// creates it.
+	EvidenceArchives string
 }
 
 // PathsOf returns the layout of the installation in dir.
 func PathsOf(dir string) Paths {
 	return Paths{
-		Dir:            dir,
-		Bundle:         filepath.Join(dir, ca.BundleFile),
-		ControllerCert: filepath.Join(dir, "controller", "cert.pem"),
-		ControllerKey:  filepath.Join(dir, "controller", "key.pem"),
-		DB:             filepath.Join(dir, "db"),
-		AdminDir:       filepath.Join(dir, "operators", AdminName),
-		InstallFile:    filepath.Join(dir, "install.json"),
+		Dir:              dir,
+		Bundle:           filepath.Join(dir, ca.BundleFile),
+		ControllerCert:   filepath.Join(dir, "controller", "cert.pem"),
+		ControllerKey:    filepath.Join(dir, "controller", "key.pem"),
+		DB:               filepath.Join(dir, "db"),
+		AdminDir:         filepath.Join(dir, "operators", AdminName),
+		InstallFile:      filepath.Join(dir, "install.json"),
+		EvidenceArchives: filepath.Join(dir, "evidence-archives"),
 	}
 }
 

@@ -2,12 +2,14 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
 	"golang.org/x/time/rate"
 
 	"github.com/wardsec/ward/controller/internal/agentapi"
+	"github.com/wardsec/ward/controller/internal/evidence"
 )
 
 // Defaults for Config's optional fields. The connection limits aim at many idle agents per
@@ -100,6 +102,11 @@ type Config struct {
 	CheckpointEvery    uint64
 	CheckpointInterval time.Duration
 
+	// EvidenceRetentionYears is how long evidence records stay in the live log: archived
+	// records older than that may be pruned. Zero means evidence.DefaultRetentionYears;
+	// less than evidence.MinRetentionYears (six, for HIPAA) is refused.
+	EvidenceRetentionYears int
+
 	// Log receives the controller's structured logs. Required.
 	Log *slog.Logger
 	// Clock returns the current time; nil means time.Now.
@@ -113,6 +120,10 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("server: no data directory")
 	case c.Log == nil:
 		return c, errors.New("server: no logger")
+	}
+	setInt(&c.EvidenceRetentionYears, evidence.DefaultRetentionYears)
+	if err := evidence.CheckRetention(c.EvidenceRetentionYears); err != nil {
+		return c, fmt.Errorf("server: %w", err)
 	}
 	setString(&c.Listen, DefaultListen)
 	setString(&c.MetricsListen, DefaultMetricsListen)

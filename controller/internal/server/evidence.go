@@ -2,11 +2,13 @@ package server
 
 import (
 	"fmt"
+	"os"
 
 	"google.golang.org/grpc"
 
 	"github.com/wardsec/ward/controller/internal/ca"
 	"github.com/wardsec/ward/controller/internal/evidence"
+	"github.com/wardsec/ward/controller/internal/install"
 	"github.com/wardsec/ward/controller/internal/store"
 	"github.com/wardsec/ward/pkg/scrub"
 	wardv1 "github.com/wardsec/ward/proto/ward/v1"
@@ -43,12 +45,37 @@ func (s *Server) buildEvidence(authority *ca.CA, policy *ca.PolicyKey) (*evidenc
 	p.checkpointer.SetRecorder(p.log)
 	p.witnesses = evidence.NewWitnesses(evidence.WitnessesConfig{Store: s.db, Signer: policy,
 		Roots: authority.Roots(), Recorder: p.log, Log: s.log, Clock: s.cfg.Clock})
+	exporter := &evidence.Exporter{Store: s.db, Key: key, Checkpointer: p.checkpointer,
+		Clock: s.cfg.Clock}
+	archiver, err := s.buildArchiver(authority, exporter, p.log)
+	if err != nil {
+		return nil, err
+	}
 	p.service = evidence.NewService(evidence.ServiceConfig{Store: s.db, Tenants: s.store,
-		Exporter: &evidence.Exporter{Store: s.db, Key: key, Checkpointer: p.checkpointer,
-			Clock: s.cfg.Clock},
-		Log: s.log})
+		Exporter: exporter, Archiver: archiver, Log: s.log})
 	s.log.Info("evidence key loaded", "fingerprint", key.Fingerprint)
 	return p, nil
+}
+
+// buildArchiver makes the archive directory (0700) and the Archiver that keeps archives
+// there and prunes past the retention period.
+func (s *Server) buildArchiver(authority *ca.CA, x *evidence.Exporter,
+	rec evidence.Recorder) (*evidence.Archiver, error) {
+	dir := install.PathsOf(s.cfg.DataDir).EvidenceArchives
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("server: evidence archives: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("server: evidence archives: %w", err)
+	}
+	a, err := evidence.NewArchiver(evidence.ArchiverConfig{Store: s.db, Retention: s.db,
+		Exporter: x, Recorder: rec, Roots: authority.Roots(), Dir: dir,
+		Years: s.cfg.EvidenceRetentionYears, Clock: s.cfg.Clock, Log: s.log})
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s.log.Info("evidence retention", "years", a.Years(), "archive_dir", dir)
+	return a, nil
 }
 
 func (p *evidenceParts) register(g *grpc.Server) {

@@ -45,8 +45,9 @@ type EvidenceWitness struct {
 }
 
 // Evidence stores the per-tenant evidence logs (records, checkpoints, witness
-// signatures). Nothing is ever deleted. Implementations are safe for concurrent use and
-// every write is durable before it returns.
+// signatures). Nothing is deleted through it: only EvidenceRetention.PruneEvidence removes
+// records, archived ones. Implementations are safe for concurrent use and every write is
+// durable before it returns.
 type Evidence interface {
 	// EvidenceHead returns the head of tenant's log; the zero head when it is empty.
 	EvidenceHead(ctx context.Context, tenant string) (EvidenceHead, error)
@@ -56,7 +57,8 @@ type Evidence interface {
 	AppendEvidence(ctx context.Context, tenant string, after EvidenceHead,
 		recs []EvidenceRecord) error
 	// ListEvidence returns up to limit records with Seq > after, in order; limit <= 0
-	// means no limit.
+	// means no limit. Records up to the log's base (EvidenceRetention.EvidenceBase) are
+	// never returned, even while a prune is removing them.
 	ListEvidence(ctx context.Context, tenant string, after uint64, limit int) (
 		[]EvidenceRecord, error)
 	// PutCheckpoint stores a checkpoint (by tenant and size; the same size again is

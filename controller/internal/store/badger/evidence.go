@@ -102,6 +102,11 @@ func (s *Store) ListEvidence(ctx context.Context, tenant string, after uint64, l
 	[]store.EvidenceRecord, error) {
 	var out []store.EvidenceRecord
 	err := s.view(ctx, func(txn *badgerdb.Txn) error {
+		base, err := readBase(txn, tenant)
+		if err != nil {
+			return err
+		}
+		after = max(after, base.Size) // pruned, even while a prune is under way
 		prefix := evRecPrefix(tenant)
 		opts := badgerdb.DefaultIteratorOptions
 		opts.Prefix = prefix

@@ -84,22 +84,14 @@ func (s *Store) EvidenceBase(ctx context.Context, tenant string) (store.Evidence
 	return h, nil
 }
 
-// PruneEvidence implements store.EvidenceRetention.
+// PruneEvidence implements store.EvidenceRetention. The base must be a signed checkpoint
+// of the log (same size and head), not before the current base: a prune never goes past
+// the newest checkpoint. The base is stored, synced, first; records are then deleted in
+// batches of pruneBatch, so a prune cut short is finished by calling again with the same
+// base (readers see no record up to the base meanwhile).
 func (s *Store) PruneEvidence(ctx context.Context, tenant string, base store.EvidenceHead) error {
 	err := s.update(ctx, func(txn *badgerdb.Txn) error {
-		head, err := readHead(txn, tenant)
-		if err != nil {
-			return err
-		}
-		old, err := readBase(txn, tenant)
-		if err != nil {
-			return err
-		}
-		if base.Size > head.Size || base.Size < old.Size {
-			return fmt.Errorf("base %d outside the log (pruned to %d, head %d)", base.Size,
-				old.Size, head.Size)
-		}
-		return put(txn, evBaseKey(tenant), headJSON{Size: base.Size, Hash: base.Hash})
+		return setBase(txn, tenant, base)
 	})
 	if err != nil {
 		return fmt.Errorf("badger: prune evidence %s: %w", tenant, err)
@@ -121,6 +113,37 @@ func (s *Store) PruneEvidence(ctx context.Context, tenant string, base store.Evi
 			return fmt.Errorf("badger: prune evidence %s: %w", tenant, err)
 		}
 	}
+}
+
+// setBase checks base against the log and stores it as the log's base.
+func setBase(txn *badgerdb.Txn, tenant string, base store.EvidenceHead) error {
+	old, err := readBase(txn, tenant)
+	if err != nil {
+		return err
+	}
+	switch {
+	case base.Size == 0:
+		return errors.New("base 0: nothing to prune")
+	case base.Size < old.Size:
+		return fmt.Errorf("base %d is before the log's base %d", base.Size, old.Size)
+	case base.Size == old.Size && base.Hash != old.Hash:
+		return fmt.Errorf("base %d: head differs from the stored base's", base.Size)
+	}
+	var cp store.EvidenceCheckpoint
+	err = get(txn, evCPKey(tenant, base.Size), &cp)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("base %d is no signed checkpoint of the log", base.Size)
+	}
+	if err != nil {
+		return err
+	}
+	if cp.Head != base.Hash {
+		return fmt.Errorf("base %d: head differs from the checkpoint's", base.Size)
+	}
+	if base.Size == old.Size {
+		return nil // finishing a prune cut short
+	}
+	return put(txn, evBaseKey(tenant), headJSON{Size: base.Size, Hash: base.Hash})
 }
 
 // recordKeysThrough returns up to pruneBatch keys of the tenant's records with seq <= last.
