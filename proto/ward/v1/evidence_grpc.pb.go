@@ -32,9 +32,10 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// EvidenceService reads and exports the per-tenant evidence logs. Every call needs an
-// operator certificate. Every role may call every method, within its tenants (an auditor
-// with no tenants sees all); a tenant the caller cannot see answers NotFound.
+// EvidenceService reads, exports and archives the per-tenant evidence logs. Every call needs
+// an operator certificate. Every role may read and export, within its tenants (an auditor
+// with no tenants sees all); a tenant the caller cannot see answers NotFound. Archive and
+// Prune are for admins only.
 type EvidenceServiceClient interface {
 	// ListRecords lists records of one tenant's log in order. Callers: every role.
 	ListRecords(ctx context.Context, in *ListRecordsRequest, opts ...grpc.CallOption) (*ListRecordsResponse, error)
@@ -161,9 +162,10 @@ func (c *evidenceServiceClient) ListArchives(ctx context.Context, in *ListArchiv
 // All implementations must embed UnimplementedEvidenceServiceServer
 // for forward compatibility.
 //
-// EvidenceService reads and exports the per-tenant evidence logs. Every call needs an
-// operator certificate. Every role may call every method, within its tenants (an auditor
-// with no tenants sees all); a tenant the caller cannot see answers NotFound.
+// EvidenceService reads, exports and archives the per-tenant evidence logs. Every call needs
+// an operator certificate. Every role may read and export, within its tenants (an auditor
+// with no tenants sees all); a tenant the caller cannot see answers NotFound. Archive and
+// Prune are for admins only.
 type EvidenceServiceServer interface {
 	// ListRecords lists records of one tenant's log in order. Callers: every role.
 	ListRecords(context.Context, *ListRecordsRequest) (*ListRecordsResponse, error)
