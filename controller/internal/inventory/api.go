@@ -453,6 +453,24 @@ func deviceProto(d store.Device) *wardv1.Device {
 			Protocol: s.Protocol, Name: s.Name, Product: s.Product, Version: s.Version,
 			Extra: s.Extra})
 	}
+	p.Health = healthProto(d.Health)
+	return p
+}
+
+// healthProto converts a polled device's health; nil before the first poll.
+func healthProto(h *store.DeviceHealth) *wardv1.DeviceHealth {
+	if h == nil {
+		return nil
+	}
+	p := &wardv1.DeviceHealth{LastPoll: ts(h.LastPoll), Reachable: h.Reachable,
+		Since: ts(h.Since), ConsecutiveFailures: uint32(h.ConsecutiveFailures),
+		UptimeSeconds: h.UptimeCentis / 100, LastRestart: ts(h.LastRestart),
+		Error: h.Error, Incident: h.Incident}
+	for _, ifc := range h.Interfaces {
+		p.Interfaces = append(p.Interfaces, &wardv1.InterfaceHealth{Index: ifc.Index,
+			Name: ifc.Name, Status: ifc.Status, InErrors: ifc.InErrors,
+			OutErrors: ifc.OutErrors, NewErrors: ifc.NewErrors})
+	}
 	return p
 }
 

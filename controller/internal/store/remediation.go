@@ -22,10 +22,17 @@ const (
 const (
 	IncidentKindDrift   = "drift"   // a baseline check failed
 	IncidentKindOffline = "offline" // the agent stopped reporting
+	// IncidentKindDeviceDown: an agentless device stopped answering its collector's polls.
+	IncidentKindDeviceDown = "device_down"
 )
 
 // OfflineCheck is the Check of an incident about an agent that went offline.
 const OfflineCheck = "AGENT-OFFLINE"
+
+// DeviceDownCheck is the Check of an incident about an agentless device that stopped
+// answering its polls: the prefix, then the device's inventory id. The incident's Agent
+// is the collector that polls the device.
+func DeviceDownCheck(device string) string { return "DEVICE-DOWN:" + device }
 
 // IncidentEvent is one step of an incident's history: a decision and who took it.
 type IncidentEvent struct {
