@@ -186,10 +186,42 @@ func (a *app) deviceTable(ds []*wardv1.Device) error {
 	for _, d := range ds {
 		rows = append(rows, []string{d.Tenant, d.Id, orDash(strings.Join(d.Addresses, ",")),
 			orDash(d.Vendor), d.Type, strconv.Itoa(int(d.Tier)), d.Strategy,
-			fmt.Sprintf("%.2f", d.Confidence), stateWord(d.State)})
+			fmt.Sprintf("%.2f", d.Confidence), stateWord(d.State), healthWord(d.Health)})
 	}
 	return a.table([]string{"TENANT", "ID", "ADDRESSES", "VENDOR", "TYPE", "TIER",
-		"STRATEGY", "CONFIDENCE", "STATE"}, rows)
+		"STRATEGY", "CONFIDENCE", "STATE", "HEALTH"}, rows)
+}
+
+// healthWord sums up a polled device's health: "up", "down" (with the missed polls), or
+// "-" for a device that is not polled or not yet.
+func healthWord(h *wardv1.DeviceHealth) string {
+	switch {
+	case h == nil:
+		return "-"
+	case h.Reachable:
+		return "up"
+	}
+	return fmt.Sprintf("down (%d polls)", h.ConsecutiveFailures)
+}
+
+// healthRows are the health details of a polled device for device show.
+func healthRows(h *wardv1.DeviceHealth) [][]string {
+	if h == nil {
+		return [][]string{{"health", "- (not polled)"}}
+	}
+	rows := [][]string{
+		{"health", healthWord(h)}, {"health since", when(h.Since)},
+		{"last poll", when(h.LastPoll)},
+		{"uptime", (time.Duration(h.UptimeSeconds) * time.Second).String()},
+		{"last restart", when(h.LastRestart)},
+		{"poll error", orDash(h.Error)}, {"incident", orDash(h.Incident)},
+	}
+	for _, i := range h.Interfaces {
+		rows = append(rows, []string{"interface", fmt.Sprintf(
+			"%d %s %s: in errors %d, out errors %d, new errors %d", i.Index, orDash(i.Name),
+			orDash(i.Status), i.InErrors, i.OutErrors, i.NewErrors)})
+	}
+	return rows
 }
 
 func (a *app) printDevice(d *wardv1.Device) error {
@@ -213,6 +245,9 @@ func (a *app) printDevice(d *wardv1.Device) error {
 	}
 	for _, r := range d.Reasons {
 		rows = append(rows, []string{"reason", r})
+	}
+	if d.Health != nil || d.Strategy == "snmp" {
+		rows = append(rows, healthRows(d.Health)...)
 	}
 	for _, s := range d.Services {
 		rows = append(rows, []string{"service", strings.TrimSpace(fmt.Sprintf("%d/%s %s %s %s",
