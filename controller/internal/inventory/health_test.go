@@ -1,12 +1,19 @@
 package inventory
 
 import (
+	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/wardsec/ward/controller/internal/adminapi/adminapitest"
+	"github.com/wardsec/ward/controller/internal/evidence"
 	"github.com/wardsec/ward/controller/internal/store"
+	"github.com/wardsec/ward/pkg/site"
 	wardv1 "github.com/wardsec/ward/proto/ward/v1"
 )
 
@@ -90,5 +97,79 @@ func TestUpdateHealthDownAndStale(t *testing.T) {
 	}
 	if out := miss(t0.Add(2 * time.Minute)); !out.stale || h.ConsecutiveFailures != 3 {
 		t.Errorf("an older poll was applied: %+v, failures %d", out, h.ConsecutiveFailures)
+	}
+}
+
+// failingRecords refuses every record, like an evidence log that cannot append.
+type failingRecords struct{}
+
+func (failingRecords) Record(context.Context, evidence.Entry) (evidence.Receipt, error) {
+	return evidence.Receipt{}, errors.New("evidence log unavailable")
+}
+
+// TestPollsCaughtUpAfterAFailure: a stored poll report whose records could not be
+// appended changes nothing and is applied when the collector connects again, once.
+func TestPollsCaughtUpAfterAFailure(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	if err := e.st.PutSiteConfig(ctx, "t1", store.SiteConfig{Config: site.Config{
+		Subnets: []string{"10.0.0.0/24"}}}); err != nil {
+		t.Fatal(err)
+	}
+	e.ingest(t, ciscoSwitch)
+	id := "mac:00:00:0c:9a:11:02"
+	targets, err := e.inv.PollTargets(ctx, "t1", "c1")
+	if err != nil || len(targets) != 1 || targets[0].Device != id {
+		t.Fatalf("poll targets = %v, %v", targets, err)
+	}
+
+	t0 := time.Date(2026, 3, 5, 9, 0, 0, 0, time.UTC)
+	msgs := make([]*wardv1.ConnectRequest, 0, 2)
+	for i, uptime := range []uint64{100_000, 3_000} { // the second is a restart
+		m := &wardv1.ConnectRequest{Seq: uint64(i + 1),
+			Body: &wardv1.ConnectRequest_DevicePollReport{DevicePollReport: &wardv1.DevicePollReport{
+				Tenant: "t1", Polls: []*wardv1.DevicePoll{{DeviceId: id, Address: "10.0.0.2",
+					Reachable: true, UptimeCentiseconds: uptime,
+					PolledAt: timestamppb.New(t0.Add(time.Duration(i) * time.Minute))}}}}}
+		raw, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.st.CommitMessage(ctx, store.Message{Tenant: "t1", Agent: "c1",
+			Seq: m.Seq, Type: "device_poll_report", Body: raw}); err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, m)
+	}
+
+	broken, err := New(Config{Store: e.st, Recorder: failingRecords{},
+		Log: adminapitest.Log(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both are stored; processing the first applies every report after the cursor, in
+	// order, and stops at the second.
+	if err := (Processor{Inventory: broken}).Process(ctx, "t1", "c1", msgs[0]); err == nil {
+		t.Fatal("Process succeeded without the restart record")
+	}
+	if h := e.device(t, id).Health; h == nil || h.UptimeCentis != 100_000 {
+		t.Fatalf("health after the failure = %+v, want the first poll's", h)
+	}
+	if seq, _ := e.st.PollCursor(ctx, "t1", "c1"); seq != 1 {
+		t.Errorf("poll cursor after the failure %d, want 1", seq)
+	}
+
+	hello := &wardv1.Hello{Host: &wardv1.HostFacts{Roles: []string{"collector"}}}
+	for range 2 {
+		Observer{Inventory: e.inv}.Connected(ctx, "t1", "c1", hello)
+	}
+	if h := e.device(t, id).Health; h.UptimeCentis != 3_000 || h.LastRestart.IsZero() {
+		t.Errorf("health after catching up = %+v, want the restart applied", h)
+	}
+	if got := strings.Count(strings.Join(e.rec.types(), "\n"), TypeDeviceRestarted); got != 1 {
+		t.Errorf("%d restart records, want 1:\n%v", got, e.rec.types())
+	}
+	if seq, _ := e.st.PollCursor(ctx, "t1", "c1"); seq != 2 {
+		t.Errorf("poll cursor %d, want 2", seq)
 	}
 }
