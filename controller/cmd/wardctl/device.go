@@ -352,6 +352,8 @@ func (a *app) siteCommand() *cobra.Command {
 	f.StringSliceVar(&p.excluded, "exclude", nil, "address or CIDR never scanned (repeatable)")
 	f.StringArrayVar(&p.snmp, "snmp", nil, "SNMP credential (repeatable; see above)")
 	f.DurationVar(&p.interval, "scan-interval", 0, "time between scans (default 24h)")
+	f.DurationVar(&p.pollInterval, "poll-interval", 0, "time between two SNMP polls of "+
+		"each agentless device (default 60s, 10s to 15m)")
 	f.Uint32Var(&p.rate, "probe-rate", 0, "probes per second at most (default 300)")
 	f.StringVar(&p.iface, "interface", "", "network interface for passive listening")
 	f.StringVar(&p.ports, "ports", "", "TCP ports to probe, nmap syntax (default: the "+
@@ -365,7 +367,7 @@ type siteFlags struct {
 	tenant                     string
 	subnets, passive, excluded []string
 	snmp                       []string
-	interval                   time.Duration
+	interval, pollInterval     time.Duration
 	rate                       uint32
 	iface, ports               string
 }
@@ -375,6 +377,9 @@ func (p *siteFlags) config() (*wardv1.SiteConfig, error) {
 		Excluded: p.excluded, ProbeRate: p.rate, Interface: p.iface, Ports: p.ports}
 	if p.interval > 0 {
 		cfg.ScanInterval = durationpb.New(p.interval)
+	}
+	if p.pollInterval > 0 {
+		cfg.PollInterval = durationpb.New(p.pollInterval)
 	}
 	for i, s := range p.snmp {
 		cred, err := snmpFlag(s)
@@ -417,11 +422,16 @@ func (a *app) printSiteConfig(c *wardv1.SiteConfig) error {
 	if c.ScanInterval != nil {
 		interval = c.ScanInterval.AsDuration().String()
 	}
+	poll := "1m0s (default)"
+	if c.PollInterval != nil {
+		poll = c.PollInterval.AsDuration().String()
+	}
 	rows := [][]string{
 		{"subnets", orDash(strings.Join(c.Subnets, ", "))},
 		{"passive-only subnets", orDash(strings.Join(c.PassiveSubnets, ", "))},
 		{"excluded", orDash(strings.Join(c.Excluded, ", "))},
-		{"scan interval", interval}, {"probe rate", strconv.Itoa(int(c.ProbeRate))},
+		{"scan interval", interval}, {"poll interval", poll},
+		{"probe rate", strconv.Itoa(int(c.ProbeRate))},
 		{"interface", orDash(c.Interface)}, {"ports", orDash(c.Ports)},
 		{"updated", when(c.UpdatedAt)}, {"updated by", orDash(c.UpdatedBy)},
 	}

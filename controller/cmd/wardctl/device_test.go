@@ -234,8 +234,9 @@ func TestSiteConfigCommands(t *testing.T) {
 
 	out := c.ok("site", "set", "--subnet", "10.1.0.0/24", "--passive-subnet", "10.9.0.0/24",
 		"--exclude", "10.1.0.1", "--snmp", "v3:ward:SHA256:"+auth+":AES:"+priv,
-		"--snmp", "v2c:"+community, "--scan-interval", "6h", "--probe-rate", "50")
-	for _, want := range []string{"10.1.0.0/24", "10.9.0.0/24", "6h0m0s", "v2c",
+		"--snmp", "v2c:"+community, "--scan-interval", "6h", "--probe-rate", "50",
+		"--poll-interval", "30s")
+	for _, want := range []string{"10.1.0.0/24", "10.9.0.0/24", "6h0m0s", "30s", "v2c",
 		"auth SHA256 (set: yes)", "warning"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("site set lacks %q:\n%s", want, out)
@@ -244,6 +245,11 @@ func TestSiteConfigCommands(t *testing.T) {
 	out = c.ok("site", "get", "-o", "json")
 	if strings.Contains(out, "s3cret") || strings.Contains(out, "public-ish") {
 		t.Errorf("secrets shown:\n%s", out)
+	}
+
+	if _, errOut, code := c.run("site", "set", "--subnet", "10.1.0.0/24",
+		"--poll-interval", "5s"); code == 0 || !strings.Contains(errOut, "poll.interval") {
+		t.Errorf("poll interval below 10s: exit %d %s", code, errOut)
 	}
 
 	// Setting again without secret files keeps the stored secrets.

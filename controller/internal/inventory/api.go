@@ -379,6 +379,9 @@ func siteConfigFromProto(p *wardv1.SiteConfig) site.Config {
 	if d := p.GetScanInterval(); d != nil {
 		c.Schedule.Interval = site.Duration(d.AsDuration())
 	}
+	if d := p.GetPollInterval(); d != nil {
+		c.Poll.Interval = site.Duration(d.AsDuration())
+	}
 	for _, cr := range p.GetSnmp() {
 		c.SNMP = append(c.SNMP, site.SNMPCredential{Version: cr.GetVersion(),
 			User: cr.GetUser(), AuthProtocol: cr.GetAuthProtocol(),
@@ -428,6 +431,9 @@ func siteConfigProto(sc store.SiteConfig) *wardv1.SiteConfig {
 		Warnings: c.Warnings()}
 	if c.Schedule.Interval > 0 {
 		p.ScanInterval = durationpb.New(time.Duration(c.Schedule.Interval))
+	}
+	if c.Poll.Interval > 0 {
+		p.PollInterval = durationpb.New(time.Duration(c.Poll.Interval))
 	}
 	for _, cr := range c.SNMP {
 		p.Snmp = append(p.Snmp, &wardv1.SNMPCredential{Version: cr.Version, User: cr.User,
