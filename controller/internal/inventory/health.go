@@ -389,7 +389,12 @@ func (inv *Inventory) CatchUpPolls(ctx context.Context, tenant, collector string
 				return err
 			}
 		}
+		// the other messages need nothing here: move past them, so that a collector
+		// that sends no poll reports is not read from its first message at every connect
 		after = msgs[len(msgs)-1].Seq
+		if err := inv.st.SetPollCursor(ctx, tenant, collector, after); err != nil {
+			return err
+		}
 	}
 }
 
