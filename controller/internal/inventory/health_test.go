@@ -126,11 +126,11 @@ func TestPollsCaughtUpAfterAFailure(t *testing.T) {
 	t0 := time.Date(2026, 3, 5, 9, 0, 0, 0, time.UTC)
 	msgs := make([]*wardv1.ConnectRequest, 0, 2)
 	for i, uptime := range []uint64{100_000, 3_000} { // the second is a restart
+		r := &wardv1.DevicePollReport{Tenant: "t1", Polls: []*wardv1.DevicePoll{{
+			DeviceId: id, Address: "10.0.0.2", Reachable: true, UptimeCentiseconds: uptime,
+			PolledAt: timestamppb.New(t0.Add(time.Duration(i) * time.Minute))}}}
 		m := &wardv1.ConnectRequest{Seq: uint64(i + 1),
-			Body: &wardv1.ConnectRequest_DevicePollReport{DevicePollReport: &wardv1.DevicePollReport{
-				Tenant: "t1", Polls: []*wardv1.DevicePoll{{DeviceId: id, Address: "10.0.0.2",
-					Reachable: true, UptimeCentiseconds: uptime,
-					PolledAt: timestamppb.New(t0.Add(time.Duration(i) * time.Minute))}}}}}
+			Body: &wardv1.ConnectRequest_DevicePollReport{DevicePollReport: r}}
 		raw, err := proto.Marshal(m)
 		if err != nil {
 			t.Fatal(err)
