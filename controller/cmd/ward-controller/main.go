@@ -2,7 +2,7 @@
 //
 //	ward-controller init --data-dir DIR --trust-domain DOMAIN [--dns NAME ...] [--name NAME]
 //	ward-controller serve --data-dir DIR [--listen ADDR] [--metrics-listen ADDR]
-//	    [--heartbeat-interval 30s] [--cert-ttl 24h] [--log-level info]
+//	    [--heartbeat-interval 30s] [--cert-ttl 24h] [--device-down-after 3] [--log-level info]
 //	    [--webhook-url URL --webhook-secret-file F] [--debug-listen 127.0.0.1:PORT]
 //	    [--evidence-retention-years 6]
 //	ward-controller version
@@ -25,6 +25,7 @@ import (
 	"github.com/wardsec/ward/controller/internal/agentapi"
 	"github.com/wardsec/ward/controller/internal/evidence"
 	"github.com/wardsec/ward/controller/internal/install"
+	"github.com/wardsec/ward/controller/internal/inventory"
 	"github.com/wardsec/ward/controller/internal/memrelease"
 	"github.com/wardsec/ward/controller/internal/server"
 	"github.com/wardsec/ward/pkg/version"
@@ -126,6 +127,8 @@ func newServeCommand(logger func() *slog.Logger) *cobra.Command {
 		server.DefaultHeartbeatInterval, "heartbeat interval agents are told to use")
 	f.DurationVar(&cfg.CertTTL, "cert-ttl", server.DefaultCertTTL,
 		"lifetime of agent certificates")
+	f.IntVar(&cfg.DeviceDownAfter, "device-down-after", inventory.DefaultDownAfter,
+		"SNMP polls in a row an agentless device may miss before an incident opens")
 	f.StringVar(&cfg.WebhookURL, "webhook-url", "",
 		"where escalated incidents are posted (HMAC-signed JSON); empty: none")
 	f.StringVar(&cfg.WebhookSecretFile, "webhook-secret-file", "",

@@ -186,10 +186,42 @@ func (a *app) deviceTable(ds []*wardv1.Device) error {
 	for _, d := range ds {
 		rows = append(rows, []string{d.Tenant, d.Id, orDash(strings.Join(d.Addresses, ",")),
 			orDash(d.Vendor), d.Type, strconv.Itoa(int(d.Tier)), d.Strategy,
-			fmt.Sprintf("%.2f", d.Confidence), stateWord(d.State)})
+			fmt.Sprintf("%.2f", d.Confidence), stateWord(d.State), healthWord(d.Health)})
 	}
 	return a.table([]string{"TENANT", "ID", "ADDRESSES", "VENDOR", "TYPE", "TIER",
-		"STRATEGY", "CONFIDENCE", "STATE"}, rows)
+		"STRATEGY", "CONFIDENCE", "STATE", "HEALTH"}, rows)
+}
+
+// healthWord sums up a polled device's health: "up", "down" (with the missed polls), or
+// "-" for a device that is not polled or not yet.
+func healthWord(h *wardv1.DeviceHealth) string {
+	switch {
+	case h == nil:
+		return "-"
+	case h.Reachable:
+		return "up"
+	}
+	return fmt.Sprintf("down (%d polls)", h.ConsecutiveFailures)
+}
+
+// healthRows are the health details of a polled device for device show.
+func healthRows(h *wardv1.DeviceHealth) [][]string {
+	if h == nil {
+		return [][]string{{"health", "- (not polled)"}}
+	}
+	rows := [][]string{
+		{"health", healthWord(h)}, {"health since", when(h.Since)},
+		{"last poll", when(h.LastPoll)},
+		{"uptime", (time.Duration(h.UptimeSeconds) * time.Second).String()},
+		{"last restart", when(h.LastRestart)},
+		{"poll error", orDash(h.Error)}, {"incident", orDash(h.Incident)},
+	}
+	for _, i := range h.Interfaces {
+		rows = append(rows, []string{"interface", fmt.Sprintf(
+			"%d %s %s: in errors %d, out errors %d, new errors %d", i.Index, orDash(i.Name),
+			orDash(i.Status), i.InErrors, i.OutErrors, i.NewErrors)})
+	}
+	return rows
 }
 
 func (a *app) printDevice(d *wardv1.Device) error {
@@ -213,6 +245,9 @@ func (a *app) printDevice(d *wardv1.Device) error {
 	}
 	for _, r := range d.Reasons {
 		rows = append(rows, []string{"reason", r})
+	}
+	if d.Health != nil || d.Strategy == "snmp" {
+		rows = append(rows, healthRows(d.Health)...)
 	}
 	for _, s := range d.Services {
 		rows = append(rows, []string{"service", strings.TrimSpace(fmt.Sprintf("%d/%s %s %s %s",
@@ -317,6 +352,8 @@ func (a *app) siteCommand() *cobra.Command {
 	f.StringSliceVar(&p.excluded, "exclude", nil, "address or CIDR never scanned (repeatable)")
 	f.StringArrayVar(&p.snmp, "snmp", nil, "SNMP credential (repeatable; see above)")
 	f.DurationVar(&p.interval, "scan-interval", 0, "time between scans (default 24h)")
+	f.DurationVar(&p.pollInterval, "poll-interval", 0, "time between two SNMP polls of "+
+		"each agentless device (default 60s, 10s to 15m)")
 	f.Uint32Var(&p.rate, "probe-rate", 0, "probes per second at most (default 300)")
 	f.StringVar(&p.iface, "interface", "", "network interface for passive listening")
 	f.StringVar(&p.ports, "ports", "", "TCP ports to probe, nmap syntax (default: the "+
@@ -330,7 +367,7 @@ type siteFlags struct {
 	tenant                     string
 	subnets, passive, excluded []string
 	snmp                       []string
-	interval                   time.Duration
+	interval, pollInterval     time.Duration
 	rate                       uint32
 	iface, ports               string
 }
@@ -340,6 +377,9 @@ func (p *siteFlags) config() (*wardv1.SiteConfig, error) {
 		Excluded: p.excluded, ProbeRate: p.rate, Interface: p.iface, Ports: p.ports}
 	if p.interval > 0 {
 		cfg.ScanInterval = durationpb.New(p.interval)
+	}
+	if p.pollInterval > 0 {
+		cfg.PollInterval = durationpb.New(p.pollInterval)
 	}
 	for i, s := range p.snmp {
 		cred, err := snmpFlag(s)
@@ -382,11 +422,16 @@ func (a *app) printSiteConfig(c *wardv1.SiteConfig) error {
 	if c.ScanInterval != nil {
 		interval = c.ScanInterval.AsDuration().String()
 	}
+	poll := "1m0s (default)"
+	if c.PollInterval != nil {
+		poll = c.PollInterval.AsDuration().String()
+	}
 	rows := [][]string{
 		{"subnets", orDash(strings.Join(c.Subnets, ", "))},
 		{"passive-only subnets", orDash(strings.Join(c.PassiveSubnets, ", "))},
 		{"excluded", orDash(strings.Join(c.Excluded, ", "))},
-		{"scan interval", interval}, {"probe rate", strconv.Itoa(int(c.ProbeRate))},
+		{"scan interval", interval}, {"poll interval", poll},
+		{"probe rate", strconv.Itoa(int(c.ProbeRate))},
 		{"interface", orDash(c.Interface)}, {"ports", orDash(c.Ports)},
 		{"updated", when(c.UpdatedAt)}, {"updated by", orDash(c.UpdatedBy)},
 	}

@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/wardsec/ward/controller/internal/adminapi/adminapitest"
 	"github.com/wardsec/ward/controller/internal/authz"
@@ -20,6 +21,7 @@ import (
 	"github.com/wardsec/ward/controller/internal/inventory"
 	"github.com/wardsec/ward/controller/internal/store"
 	"github.com/wardsec/ward/pkg/pki"
+	"github.com/wardsec/ward/pkg/site"
 	wardv1 "github.com/wardsec/ward/proto/ward/v1"
 )
 
@@ -232,8 +234,9 @@ func TestSiteConfigCommands(t *testing.T) {
 
 	out := c.ok("site", "set", "--subnet", "10.1.0.0/24", "--passive-subnet", "10.9.0.0/24",
 		"--exclude", "10.1.0.1", "--snmp", "v3:ward:SHA256:"+auth+":AES:"+priv,
-		"--snmp", "v2c:"+community, "--scan-interval", "6h", "--probe-rate", "50")
-	for _, want := range []string{"10.1.0.0/24", "10.9.0.0/24", "6h0m0s", "v2c",
+		"--snmp", "v2c:"+community, "--scan-interval", "6h", "--probe-rate", "50",
+		"--poll-interval", "30s")
+	for _, want := range []string{"10.1.0.0/24", "10.9.0.0/24", "6h0m0s", "30s", "v2c",
 		"auth SHA256 (set: yes)", "warning"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("site set lacks %q:\n%s", want, out)
@@ -244,10 +247,77 @@ func TestSiteConfigCommands(t *testing.T) {
 		t.Errorf("secrets shown:\n%s", out)
 	}
 
+	if _, errOut, code := c.run("site", "set", "--subnet", "10.1.0.0/24",
+		"--poll-interval", "5s"); code == 0 || !strings.Contains(errOut, "poll.interval") {
+		t.Errorf("poll interval below 10s: exit %d %s", code, errOut)
+	}
+
 	// Setting again without secret files keeps the stored secrets.
 	out = c.ok("site", "set", "--subnet", "10.1.0.0/24",
 		"--snmp", "v3:ward:SHA256::AES:")
 	if !strings.Contains(out, "priv AES (set: yes)") {
 		t.Errorf("secrets not kept:\n%s", out)
+	}
+}
+
+// TestDeviceHealthShown polls an agentless switch through the inventory and finds its
+// health in device list (HEALTH, and the health object with -o json) and device show.
+func TestDeviceHealthShown(t *testing.T) {
+	c, inv := inventoryCLI(t)
+	ctx := context.Background()
+	c.tenant("clinic-a")
+	st := c.e.Store.(inventory.Store)
+	if err := st.PutSiteConfig(ctx, "clinic-a", store.SiteConfig{Config: site.Config{
+		Subnets: []string{"10.1.0.0/24"}}}); err != nil {
+		t.Fatal(err)
+	}
+	err := inv.Ingest(ctx, "clinic-a", "collector-1", &wardv1.DiscoveryReport{ScanId: "s1",
+		Complete: true, Devices: []*wardv1.DiscoveredDevice{{Mac: "00:00:0c:9a:11:02",
+			Addresses: []string{"10.1.0.2"}, Methods: []string{"snmp"},
+			Description: "Cisco IOS Software, C2960X Software (C2960X-UNIVERSALK9-M)"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().Add(-time.Minute)
+	poll := func(seq uint64, p *wardv1.DevicePoll) {
+		t.Helper()
+		p.DeviceId, p.Address, p.PolledAt = "mac:00:00:0c:9a:11:02", "10.1.0.2",
+			timestamppb.New(at.Add(time.Duration(seq)*time.Second))
+		if err := inv.ApplyPolls(ctx, "clinic-a", "collector-1", seq,
+			&wardv1.DevicePollReport{Tenant: "clinic-a",
+				Polls: []*wardv1.DevicePoll{p}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	poll(1, &wardv1.DevicePoll{Reachable: true, UptimeCentiseconds: 360_000,
+		Interfaces: []*wardv1.InterfaceCounters{{Index: 3, Name: "Gi0/3", OperStatus: 2,
+			InErrors: 7}}})
+
+	out := c.ok("device", "list")
+	if !strings.Contains(out, "HEALTH") || !strings.Contains(out, " up") {
+		t.Errorf("device list lacks the switch's health:\n%s", out)
+	}
+	out = c.ok("device", "list", "-o", "json")
+	var listed []map[string]any
+	if err := json.Unmarshal([]byte(out), &listed); err != nil || len(listed) != 1 {
+		t.Fatalf("list: %v %s", err, out)
+	}
+	if h, ok := listed[0]["health"].(map[string]any); !ok || h["reachable"] != true {
+		t.Errorf("json health = %v", listed[0]["health"])
+	}
+	out = c.ok("device", "show", "10.1.0.2")
+	for _, want := range []string{"1h0m0s", "3 Gi0/3 down: in errors 7"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("device show lacks %q:\n%s", want, out)
+		}
+	}
+
+	poll(2, &wardv1.DevicePoll{Error: "no answer with any credential"})
+	if out := c.ok("device", "list"); !strings.Contains(out, "down (1 polls)") {
+		t.Errorf("device list after a missed poll:\n%s", out)
+	}
+	if out := c.ok("device", "show", "10.1.0.2"); !strings.Contains(out,
+		"no answer with any credential") {
+		t.Errorf("device show lacks the poll error:\n%s", out)
 	}
 }

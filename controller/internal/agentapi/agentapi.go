@@ -81,6 +81,8 @@ type Config struct {
 	Commands CommandOwners
 	// Observer, when set, is told of new sessions and committed messages.
 	Observer Observer
+	// Processor, when set, handles committed messages before they are acknowledged.
+	Processor Processor
 
 	Evidence evidence.Recorder // renewals are recorded; nil: evidence.Discard
 	Metrics  *metrics.Metrics  // nil: no metrics

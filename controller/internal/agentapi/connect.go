@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -19,6 +20,10 @@ import (
 	"github.com/wardsec/ward/pkg/logkey"
 	wardv1 "github.com/wardsec/ward/proto/ward/v1"
 )
+
+// CollectorRole is the role a collector's Hello lists; only a collector may send device
+// poll reports.
+const CollectorRole = "collector"
 
 // errPermission marks a message that names another agent or tenant.
 var errPermission = errors.New("message names another agent or tenant")
@@ -163,6 +168,7 @@ func (s *Server) serve(ctx context.Context, caller identity.ID, sess *session,
 		host = &facts
 	}
 
+	sess.collector = slices.Contains(hello.GetHello().GetHost().GetRoles(), CollectorRole)
 	s.sessions.add(sess)
 	defer s.sessions.remove(sess)
 	defer sess.end()
@@ -199,12 +205,15 @@ func (s *Server) serve(ctx context.Context, caller identity.ID, sess *session,
 		var stored bool
 		var err error
 		if len(batch) > 0 {
-			acked, committed, stored, err = s.handle(ctx, caller, batch, acked)
+			acked, committed, stored, err = s.handle(ctx, caller, sess, batch, acked)
 			if ctx.Err() != nil {
 				return s.endStatus(ctx, caller) // the handler has already answered
 			}
 		}
-		if stored {
+		// stored but not processed: no ack now (the Welcome of the next stream carries
+		// it); the Processor catches up from the store when the agent connects again
+		perr := s.process(ctx, caller, committed)
+		if stored && perr == nil {
 			// also when a later message of the batch is refused: what came before it is
 			// on disk and the agent must not send it again
 			if err := sess.send(ackResponse(acked)); err != nil {
@@ -212,6 +221,9 @@ func (s *Server) serve(ctx context.Context, caller identity.ID, sess *session,
 			}
 		}
 		s.observe(ctx, caller, committed)
+		if perr != nil {
+			return s.refuse(caller, perr)
+		}
 		if err != nil {
 			return s.refuse(caller, err)
 		}
@@ -245,6 +257,24 @@ func gather(first inbound, inbox <-chan inbound) ([]*wardv1.ConnectRequest, erro
 		}
 	}
 	return batch, nil
+}
+
+// process hands committed messages to the Processor, in order, before they are
+// acknowledged. Its error is a storeError: the agent is not at fault.
+func (s *Server) process(ctx context.Context, caller identity.ID,
+	committed []*wardv1.ConnectRequest) error {
+	if s.cfg.Processor == nil {
+		return nil
+	}
+	for _, m := range committed {
+		pctx, cancel := s.observerContext(ctx)
+		err := s.cfg.Processor.Process(pctx, caller.Tenant, caller.Name, m)
+		cancel()
+		if err != nil {
+			return &storeError{err: fmt.Errorf("process message %d: %w", m.GetSeq(), err)}
+		}
+	}
+	return nil
 }
 
 // observe tells the Observer of committed messages, in order.
@@ -339,13 +369,13 @@ func (s *Server) welcome(ctx context.Context, sess *session, caller identity.ID,
 // whether the transaction was committed (then an ack is due, also for duplicates, which
 // change nothing and are acknowledged again). A message naming what is not the caller's
 // ends the batch: the messages before it are committed, and its error returned.
-func (s *Server) handle(ctx context.Context, caller identity.ID,
+func (s *Server) handle(ctx context.Context, caller identity.ID, sess *session,
 	batch []*wardv1.ConnectRequest, acked uint64) (
 	uint64, []*wardv1.ConnectRequest, bool, error) {
 	var refused error
 	msgs := make([]store.Message, 0, len(batch))
 	for _, m := range batch {
-		if err := s.checkOwnership(ctx, caller, m); err != nil {
+		if err := s.checkOwnership(ctx, caller, sess, m); err != nil {
 			refused = err
 			break
 		}
@@ -389,7 +419,7 @@ func (s *Server) handle(ctx context.Context, caller identity.ID,
 // checkOwnership refuses a message whose body names another tenant, or reports on a
 // command addressed to another agent. A command id the store does not know is let through
 // with a warning: refusing it would make the agent resend it forever.
-func (s *Server) checkOwnership(ctx context.Context, caller identity.ID,
+func (s *Server) checkOwnership(ctx context.Context, caller identity.ID, sess *session,
 	m *wardv1.ConnectRequest) error {
 	var commandID string
 	switch b := m.GetBody().(type) {
@@ -397,6 +427,15 @@ func (s *Server) checkOwnership(ctx context.Context, caller identity.ID,
 		if b.WitnessSignature.GetTenant() != caller.Tenant {
 			return fmt.Errorf("%w: witness signature for tenant %q", errPermission,
 				b.WitnessSignature.GetTenant())
+		}
+	case *wardv1.ConnectRequest_DevicePollReport:
+		if b.DevicePollReport.GetTenant() != caller.Tenant {
+			return fmt.Errorf("%w: device polls for tenant %q", errPermission,
+				b.DevicePollReport.GetTenant())
+		}
+		if !sess.collector {
+			return fmt.Errorf("%w: device polls from an agent that is not a collector",
+				errPermission)
 		}
 	case *wardv1.ConnectRequest_CommandResult:
 		commandID = b.CommandResult.GetCommandId()

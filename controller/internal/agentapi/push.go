@@ -34,6 +34,16 @@ type Observer interface {
 	Committed(ctx context.Context, tenant, agentID string, m *wardv1.ConnectRequest)
 }
 
+// Processor handles committed messages whose effects must be durable before the agent
+// may forget them (a device poll report's incidents and their evidence records). Process
+// is called from the stream's goroutine after the message is stored and before it is
+// acknowledged, in order; an error ends the stream with Unavailable without the ack
+// (the message stays stored, so the Processor must catch up from the store, for example
+// when the agent connects again). It must be safe for concurrent use.
+type Processor interface {
+	Process(ctx context.Context, tenant, agentID string, m *wardv1.ConnectRequest) error
+}
+
 // Send queues m (a command, baseline update, checkpoint or renewal request) for the
 // agent's open stream and returns at once; the stream writes it after its Welcome, in
 // order of Send calls. It returns an error wrapping ErrNotConnected when the agent has no

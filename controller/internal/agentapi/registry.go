@@ -24,6 +24,9 @@ type session struct {
 	cancel  context.CancelCauseFunc // ends the stream with its cause
 	limiter *rate.Limiter           // the agent's message rate, shared with its other sessions
 	stream  wardv1.AgentService_ConnectServer
+	// collector is set from the Hello, before the session's first message is handled:
+	// the agent runs the collector role.
+	collector bool
 
 	sendMu sync.Mutex // serialises stream.Send between the stream's worker and its writer
 

@@ -23,6 +23,9 @@ const (
 	maxHashBytes   = 64    // checkpoint head hash
 	maxSignature   = 256   // witness signature
 	maxMethodCount = 8     // discovery methods of one device
+	maxPolls       = 4096  // device polls in one poll report
+	maxInterfaces  = 512   // interfaces of one device poll
+	maxOperStatus  = 7     // highest IF-MIB ifOperStatus (lowerLayerDown)
 )
 
 // errInvalid marks a malformed message; its text names the problem, never echoes data.
@@ -48,6 +51,8 @@ func messageType(m *wardv1.ConnectRequest) string {
 		return "command_result"
 	case *wardv1.ConnectRequest_WitnessSignature:
 		return "witness_signature"
+	case *wardv1.ConnectRequest_DevicePollReport:
+		return "device_poll_report"
 	}
 	return ""
 }
@@ -80,6 +85,61 @@ func validate(m *wardv1.ConnectRequest) error {
 		return validateCommandResult(b.CommandResult)
 	case *wardv1.ConnectRequest_WitnessSignature:
 		return validateWitness(b.WitnessSignature)
+	case *wardv1.ConnectRequest_DevicePollReport:
+		return validatePolls(b.DevicePollReport)
+	}
+	return nil
+}
+
+// validatePolls checks a device poll report's bounds: at most maxPolls polls, one per
+// device, each naming a device and an IP address, with at most maxInterfaces interfaces.
+func validatePolls(r *wardv1.DevicePollReport) error {
+	if err := texts(maxID, r.GetTenant()); err != nil {
+		return fmt.Errorf("device poll report: %w", err)
+	}
+	if len(r.GetPolls()) > maxPolls {
+		return invalid("device poll report: more than %d polls", maxPolls)
+	}
+	seen := make(map[string]bool, len(r.GetPolls()))
+	for _, p := range r.GetPolls() {
+		if err := validatePoll(p); err != nil {
+			return fmt.Errorf("device poll report: %w", err)
+		}
+		if seen[p.GetDeviceId()] {
+			return invalid("device poll report: a device polled twice")
+		}
+		seen[p.GetDeviceId()] = true
+	}
+	return nil
+}
+
+func validatePoll(p *wardv1.DevicePoll) error {
+	switch {
+	case p.GetDeviceId() == "":
+		return invalid("poll without device id")
+	case len(p.GetInterfaces()) > maxInterfaces:
+		return invalid("poll with more than %d interfaces", maxInterfaces)
+	case p.PolledAt == nil:
+		return invalid("poll without polled_at")
+	case p.GetPolledAt().CheckValid() != nil:
+		return invalid("poll with polled_at out of range")
+	}
+	if err := texts(maxID, p.GetDeviceId(), p.GetAddress(), p.GetSysName()); err != nil {
+		return err
+	}
+	if err := texts(maxText, p.GetError()); err != nil {
+		return err
+	}
+	if _, err := netip.ParseAddr(p.GetAddress()); err != nil {
+		return invalid("poll address is not an IP address")
+	}
+	for _, ifc := range p.GetInterfaces() {
+		if err := texts(maxID, ifc.GetName()); err != nil {
+			return err
+		}
+		if ifc.GetOperStatus() > maxOperStatus {
+			return invalid("interface oper status above %d", maxOperStatus)
+		}
 	}
 	return nil
 }

@@ -379,6 +379,9 @@ func siteConfigFromProto(p *wardv1.SiteConfig) site.Config {
 	if d := p.GetScanInterval(); d != nil {
 		c.Schedule.Interval = site.Duration(d.AsDuration())
 	}
+	if d := p.GetPollInterval(); d != nil {
+		c.Poll.Interval = site.Duration(d.AsDuration())
+	}
 	for _, cr := range p.GetSnmp() {
 		c.SNMP = append(c.SNMP, site.SNMPCredential{Version: cr.GetVersion(),
 			User: cr.GetUser(), AuthProtocol: cr.GetAuthProtocol(),
@@ -429,6 +432,9 @@ func siteConfigProto(sc store.SiteConfig) *wardv1.SiteConfig {
 	if c.Schedule.Interval > 0 {
 		p.ScanInterval = durationpb.New(time.Duration(c.Schedule.Interval))
 	}
+	if c.Poll.Interval > 0 {
+		p.PollInterval = durationpb.New(time.Duration(c.Poll.Interval))
+	}
 	for _, cr := range c.SNMP {
 		p.Snmp = append(p.Snmp, &wardv1.SNMPCredential{Version: cr.Version, User: cr.User,
 			AuthProtocol: cr.AuthProtocol, PrivProtocol: cr.PrivProtocol,
@@ -452,6 +458,24 @@ func deviceProto(d store.Device) *wardv1.Device {
 		p.Services = append(p.Services, &wardv1.DiscoveredService{Port: s.Port,
 			Protocol: s.Protocol, Name: s.Name, Product: s.Product, Version: s.Version,
 			Extra: s.Extra})
+	}
+	p.Health = healthProto(d.Health)
+	return p
+}
+
+// healthProto converts a polled device's health; nil before the first poll.
+func healthProto(h *store.DeviceHealth) *wardv1.DeviceHealth {
+	if h == nil {
+		return nil
+	}
+	p := &wardv1.DeviceHealth{LastPoll: ts(h.LastPoll), Reachable: h.Reachable,
+		Since: ts(h.Since), ConsecutiveFailures: uint32(h.ConsecutiveFailures),
+		UptimeSeconds: h.UptimeCentis / 100, LastRestart: ts(h.LastRestart),
+		Error: h.Error, Incident: h.Incident}
+	for _, ifc := range h.Interfaces {
+		p.Interfaces = append(p.Interfaces, &wardv1.InterfaceHealth{Index: ifc.Index,
+			Name: ifc.Name, Status: ifc.Status, InErrors: ifc.InErrors,
+			OutErrors: ifc.OutErrors, NewErrors: ifc.NewErrors})
 	}
 	return p
 }

@@ -291,6 +291,9 @@ func mergeStored(d, old *store.Device) {
 	if old.LastSeen.After(d.LastSeen) {
 		d.LastSeen = old.LastSeen
 	}
+	if d.Health == nil {
+		d.Health = old.Health
+	}
 	if d.State == "" || (old.StateBy != controllerActor && old.StateBy != "") {
 		d.State, d.StateBy, d.StateReason = old.State, old.StateBy, old.StateReason
 		d.StateChangedAt, d.AgentID = old.StateChangedAt, old.AgentID

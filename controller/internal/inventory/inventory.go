@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/wardsec/ward/controller/internal/evidence"
+	"github.com/wardsec/ward/controller/internal/metrics"
 	"github.com/wardsec/ward/controller/internal/store"
 	"github.com/wardsec/ward/pkg/classify"
 	"github.com/wardsec/ward/pkg/logkey"
@@ -91,6 +92,14 @@ type Config struct {
 	// Sites gets each site configuration an operator sets, to push it to the tenant's
 	// collectors; nil stores it only.
 	Sites SitePublisher
+	// Incidents opens and resolves device-down incidents of polled devices; nil opens
+	// none (the health is still kept).
+	Incidents DeviceIncidents
+	// DownAfter is how many polls in a row a device may miss before its device-down
+	// incident opens; zero means DefaultDownAfter.
+	DownAfter int
+	// Metrics counts ignored device polls; nil counts nothing.
+	Metrics *metrics.Metrics
 	// Log is required.
 	Log *slog.Logger
 	// Clock returns the time; nil means time.Now.

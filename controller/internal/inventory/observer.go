@@ -28,7 +28,8 @@ type Observer struct {
 var _ agentapi.Observer = Observer{}
 
 // Connected links devices to an agent whose reported addresses they carry and, for a
-// collector, reads its stored reports the inventory has not taken yet.
+// collector, reads its stored discovery and device poll reports the inventory has not
+// taken yet.
 func (o Observer) Connected(ctx context.Context, tenant, agentID string, hello *wardv1.Hello) {
 	inv := o.Inventory
 	host := hello.GetHost()
@@ -40,6 +41,10 @@ func (o Observer) Connected(ctx context.Context, tenant, agentID string, hello *
 	}
 	if err := inv.CatchUp(ctx, tenant, agentID); err != nil {
 		inv.log.Error("read stored discovery reports", logkey.Agent, agentID,
+			logkey.Error, err)
+	}
+	if err := inv.CatchUpPolls(ctx, tenant, agentID); err != nil {
+		inv.log.Error("read stored device poll reports", logkey.Agent, agentID,
 			logkey.Error, err)
 	}
 }

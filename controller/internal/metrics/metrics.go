@@ -23,6 +23,7 @@ type Metrics struct {
 	authzDenied  *prometheus.CounterVec   // authorisation failures by method
 	storeLatency *prometheus.HistogramVec // store operation latency by operation
 	streamClosed *prometheus.CounterVec   // agent streams ended by the controller, by reason
+	pollsIgnored prometheus.Counter       // device polls of devices not given to the collector
 }
 
 // New returns a Metrics registered in a new private registry that also carries the Go
@@ -59,12 +60,16 @@ func New() *Metrics {
 			Name: "ward_agent_streams_closed_total",
 			Help: "Agent streams closed by the controller, by reason.",
 		}, []string{"reason"}),
+		pollsIgnored: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ward_device_polls_ignored_total",
+			Help: "Device polls ignored: the device was not given to the collector to poll.",
+		}),
 	}
 	m.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.connected, m.messages, m.enrollments, m.refusals, m.authzDenied,
-		m.storeLatency, m.streamClosed,
+		m.storeLatency, m.streamClosed, m.pollsIgnored,
 	)
 	return m
 }
@@ -126,6 +131,14 @@ func (m *Metrics) AuthzDenied(method, reason string) {
 func (m *Metrics) StreamClosed(reason string) {
 	if m != nil {
 		m.streamClosed.WithLabelValues(reason).Inc()
+	}
+}
+
+// PollsIgnored counts n device polls ignored because their device was not given to the
+// collector that sent them to poll.
+func (m *Metrics) PollsIgnored(n int) {
+	if m != nil && n > 0 {
+		m.pollsIgnored.Add(float64(n))
 	}
 }
 

@@ -34,6 +34,11 @@ func (e *Engine) handleResult(ctx context.Context, tenant, agentID, commandID st
 	res *wardv1.CheckResult) error {
 	now := e.clock()
 	check := res.GetCheckId()
+	if store.ControllerCheck(check) {
+		e.log.Warn("drift result for a check of the controller's own ignored",
+			logkey.Agent, agentID, logkey.Check, check)
+		return nil
+	}
 	state := stateName(res.GetState())
 	cs, err := e.st.UpdateCheckStatus(ctx, tenant, agentID, check,
 		func(cs *store.CheckStatus) error {

@@ -80,6 +80,9 @@ type Config struct {
 	// agentapi.DefaultMessageRate and agentapi.DefaultMessageBurst.
 	MessageRate  rate.Limit
 	MessageBurst int
+	// DeviceDownAfter is how many SNMP polls in a row an agentless device may miss
+	// before its device-down incident opens; default inventory.DefaultDownAfter.
+	DeviceDownAfter int
 	// RevocationScan is how often open streams are checked against revocations made
 	// elsewhere; default agentapi.DefaultRevocationScan.
 	RevocationScan time.Duration

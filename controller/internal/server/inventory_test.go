@@ -2,6 +2,7 @@ package server
 
 import (
 	"testing"
+	"time"
 
 	wardv1 "github.com/wardsec/ward/proto/ward/v1"
 )
@@ -28,10 +29,18 @@ func TestDiscoveryReportReachesTheInventory(t *testing.T) {
 		t.Fatalf("ack = %v, %v", m, err)
 	}
 
+	// The inventory reads a report once it is stored and acknowledged: wait for it.
 	inv := wardv1.NewInventoryServiceClient(e.dial(e.admin))
-	resp, err := inv.ListDevices(ctxT(t), &wardv1.ListDevicesRequest{Tenant: "clinic-a"})
-	if err != nil {
-		t.Fatal(err)
+	var resp *wardv1.ListDevicesResponse
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		resp, err = inv.ListDevices(ctxT(t), &wardv1.ListDevicesRequest{Tenant: "clinic-a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.GetDevices()) > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	if len(resp.GetDevices()) != 1 {
 		t.Fatalf("devices = %v", resp.GetDevices())

@@ -140,7 +140,8 @@ func (s *Server) buildServices(authority *ca.CA, policy *ca.PolicyKey, az *authz
 	hooks := &remediation.Observer{} // its engine is set by buildRemediation
 	installer := &agentinstall.Installer{Recorder: s.evidence.log, Log: s.log}
 	sites := &sitepush.Publisher{Store: s.db, Signer: policy, Log: s.log, Clock: s.cfg.Clock}
-	inv, invAPI, err := s.buildInventory(installer, sites)
+	incidents := &deviceIncidents{} // its engine is set below, by buildRemediation
+	inv, invAPI, err := s.buildInventory(installer, sites, incidents)
 	if err != nil {
 		return err
 	}
@@ -152,7 +153,8 @@ func (s *Server) buildServices(authority *ca.CA, policy *ca.PolicyKey, az *authz
 		RevocationScan: s.cfg.RevocationScan, Commands: commandOwners{st: s.db},
 		Observer: observers{hooks, inventory.Observer{Inventory: inv},
 			s.evidence.witnesses, sites},
-		Metrics: s.metrics, Log: s.log, Clock: s.cfg.Clock,
+		Processor: inventory.Processor{Inventory: inv}, Metrics: s.metrics,
+		Log: s.log, Clock: s.cfg.Clock,
 		Evidence: s.evidence.log,
 	})
 	if err != nil {
@@ -169,6 +171,7 @@ func (s *Server) buildServices(authority *ca.CA, policy *ca.PolicyKey, az *authz
 		return err
 	}
 	installer.Issuer, installer.Failures = s.remediation.engine, inv
+	incidents.engine = s.remediation.engine
 	s.remediation.engine.SetResultHandler(agentinstall.Owner, installer)
 	admin := adminapi.New(adminapi.Config{Store: s.store, CA: authority, Log: s.log,
 		Streams: s.agents, Clock: s.cfg.Clock, Recorder: s.evidence.log})

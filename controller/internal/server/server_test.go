@@ -466,7 +466,7 @@ func TestHTTPEndpoints(t *testing.T) {
 		`ward_agent_messages_total{type="heartbeat"} 1`,
 		`ward_enrollments_total 1`,
 		`ward_enrollment_refusals_total{reason="token"} 1`,
-		`ward_store_latency_seconds_bucket{op="commit_messages"`,
+		`ward_store_latency_seconds_bucket{op="commit_messages"`, // streams commit in batches
 		`go_goroutines`,
 		`process_open_fds`,
 	} {

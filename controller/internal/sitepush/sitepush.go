@@ -47,19 +47,33 @@ type Sender interface {
 	Send(agentID string, m *wardv1.ConnectResponse) error
 }
 
+// Targets names the agentless devices a collector is to poll (inventory.Inventory
+// implements it).
+type Targets interface {
+	PollTargets(ctx context.Context, tenant, collector string) ([]site.PollTarget, error)
+}
+
 // Publisher implements inventory.SitePublisher and agentapi.Observer. Store, Signer,
 // Sender and Log are required and set during assembly, before the first call (the
 // inventory needs the Publisher before the streams exist); the Publisher is then safe for
 // concurrent use.
+//
+// Each collector gets the configuration with its own poll targets (Targets; none when
+// nil), and again whenever they change after one of its scans completes.
+//
+// Known limitation: targets that change through an operator's approval reach the
+// collector at its next completed scan or connection.
 type Publisher struct {
-	Store  Store
-	Signer Signer
-	Sender Sender
-	Log    *slog.Logger
-	Clock  func() time.Time // nil means time.Now
+	Store   Store
+	Signer  Signer
+	Sender  Sender
+	Targets Targets
+	Log     *slog.Logger
+	Clock   func() time.Time // nil means time.Now
 
 	mu         sync.Mutex
 	collectors map[string]map[string]bool // tenant -> collector agent ids seen connected
+	sent       map[string]string          // collector agent id -> poll targets last sent
 }
 
 var (
@@ -72,12 +86,13 @@ var (
 // connects. The error joins the failures to sign or send.
 func (p *Publisher) PublishSiteConfig(ctx context.Context, tenant string,
 	c site.Config) error {
-	msg, err := p.message(tenant, c, p.now())
-	if err != nil {
-		return err
-	}
 	var errs []error
 	for _, id := range p.collectorsOf(tenant) {
+		msg, err := p.message(ctx, tenant, id, c, p.now())
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		if err := p.Sender.Send(id, msg); err != nil {
 			errs = append(errs, fmt.Errorf("sitepush: send to %s: %w", id, err))
 			continue
@@ -112,7 +127,7 @@ func (p *Publisher) Connected(ctx context.Context, tenant, agentID string,
 		p.Log.Error("read site configuration", logkey.Tenant, tenant, logkey.Error, err)
 		return
 	}
-	msg, err := p.message(tenant, sc.Config, sc.UpdatedAt)
+	msg, err := p.message(ctx, tenant, agentID, sc.Config, sc.UpdatedAt)
 	if err == nil {
 		err = p.Sender.Send(agentID, msg)
 	}
@@ -123,12 +138,57 @@ func (p *Publisher) Connected(ctx context.Context, tenant, agentID string,
 	p.Log.Info("site configuration sent", logkey.Tenant, tenant, logkey.Agent, agentID)
 }
 
-// Committed does nothing: collectors send no site configurations.
-func (p *Publisher) Committed(context.Context, string, string, *wardv1.ConnectRequest) {}
+// Committed sends a collector whose scan completed its configuration again when its poll
+// targets changed (the scan may have found, reclassified or moved devices).
+func (p *Publisher) Committed(ctx context.Context, tenant, agentID string,
+	m *wardv1.ConnectRequest) {
+	if !m.GetDiscoveryReport().GetComplete() || p.Targets == nil || !p.isCollector(tenant,
+		agentID) {
+		return
+	}
+	sc, err := p.Store.GetSiteConfig(ctx, tenant)
+	if err != nil {
+		return // none yet (nothing to poll), or the next scan tries again
+	}
+	targets, err := p.Targets.PollTargets(ctx, tenant, agentID)
+	if err != nil {
+		p.Log.Warn("poll targets", logkey.Agent, agentID, logkey.Error, err)
+		return
+	}
+	if p.sentTargets(agentID) == targetsKey(targets) {
+		return
+	}
+	msg, err := p.message(ctx, tenant, agentID, sc.Config, p.now())
+	if err == nil {
+		err = p.Sender.Send(agentID, msg)
+	}
+	if err != nil {
+		p.Log.Warn("send site configuration", logkey.Agent, agentID, logkey.Error, err)
+		return
+	}
+	p.Log.Info("site configuration sent: poll targets changed", logkey.Tenant, tenant,
+		logkey.Agent, agentID, logkey.Count, len(targets))
+}
 
-// message builds the signed update of c for tenant.
-func (p *Publisher) message(tenant string, c site.Config, at time.Time) (
-	*wardv1.ConnectResponse, error) {
+// message builds the signed update of c for the tenant's collector, with its poll
+// targets, and remembers the targets as sent.
+func (p *Publisher) message(ctx context.Context, tenant, collector string, c site.Config,
+	at time.Time) (*wardv1.ConnectResponse, error) {
+	c.Poll.Targets = nil
+	if p.Targets != nil {
+		targets, err := p.Targets.PollTargets(ctx, tenant, collector)
+		if err != nil {
+			return nil, fmt.Errorf("sitepush: %w", err)
+		}
+		c.Poll.Targets = targets
+	}
+	p.mu.Lock()
+	if p.sent == nil {
+		p.sent = map[string]string{}
+	}
+	p.sent[collector] = targetsKey(c.Poll.Targets)
+	p.mu.Unlock()
+
 	doc, err := json.Marshal(c)
 	if err != nil {
 		return nil, fmt.Errorf("sitepush: encode: %w", err)
@@ -144,6 +204,24 @@ func (p *Publisher) message(tenant string, c site.Config, at time.Time) (
 	}
 	return &wardv1.ConnectResponse{Body: &wardv1.ConnectResponse_SiteConfig{
 		SiteConfig: sp}}, nil
+}
+
+// targetsKey identifies a list of poll targets, to tell whether it changed.
+func targetsKey(ts []site.PollTarget) string {
+	b, _ := json.Marshal(ts)
+	return string(b)
+}
+
+func (p *Publisher) sentTargets(collector string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sent[collector]
+}
+
+func (p *Publisher) isCollector(tenant, agentID string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.collectors[tenant][agentID]
 }
 
 func (p *Publisher) collectorsOf(tenant string) []string {

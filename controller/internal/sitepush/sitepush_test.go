@@ -153,3 +153,90 @@ func TestCollectorsGetTheSiteConfiguration(t *testing.T) {
 		t.Fatal("the reachable collector did not get the update")
 	}
 }
+
+// targets hands out fixed poll targets per collector.
+type targets struct {
+	mu  sync.Mutex
+	per map[string][]site.PollTarget
+}
+
+func (ts *targets) PollTargets(_ context.Context, _, collector string) ([]site.PollTarget,
+	error) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return ts.per[collector], nil
+}
+
+func (ts *targets) set(collector string, t ...site.PollTarget) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	ts.per[collector] = t
+}
+
+// TestEachCollectorGetsItsPollTargets: every collector's configuration carries its own
+// poll targets, and a completed scan that changes them sends the configuration again.
+func TestEachCollectorGetsItsPollTargets(t *testing.T) {
+	ctx := context.Background()
+	st, err := badger.Open(t.TempDir(), adminapitest.Log(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.CreateTenant(ctx, store.Tenant{ID: "t1"}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := ca.CreatePolicyKey(dir); err != nil {
+		t.Fatal(err)
+	}
+	key, err := ca.LoadPolicyKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw1 := site.PollTarget{Device: "mac:00:00:0c:00:00:01", Address: "10.9.0.2"}
+	sw2 := site.PollTarget{Device: "mac:00:00:0c:00:00:02", Address: "10.9.0.3"}
+	tg := &targets{per: map[string][]site.PollTarget{"c1": {sw1}, "c2": {sw2}}}
+	s := &streams{connected: map[string]bool{"c1": true, "c2": true, "h1": true},
+		sent: map[string][]*wardv1.SignedPayload{}}
+	p := &Publisher{Store: st, Signer: key, Sender: s, Targets: tg, Log: adminapitest.Log(t)}
+	cfg := site.Config{Subnets: []string{"10.9.0.0/24"},
+		SNMP: []site.SNMPCredential{{Version: "v2c", Community: "c"}}}
+	cfg.Normalize()
+	if err := st.PutSiteConfig(ctx, "t1", store.SiteConfig{Config: cfg}); err != nil {
+		t.Fatal(err)
+	}
+	p.Connected(ctx, "t1", "c1", hello("collector"))
+	p.Connected(ctx, "t1", "c2", hello("collector"))
+	p.Connected(ctx, "t1", "h1", hello("host"))
+
+	for agent, want := range map[string]site.PollTarget{"c1": sw1, "c2": sw2} {
+		sent := s.got(agent)
+		if len(sent) != 1 {
+			t.Fatalf("%s got %d configurations, want 1", agent, len(sent))
+		}
+		if _, c := open(t, key, sent[0]); len(c.Poll.Targets) != 1 || c.Poll.Targets[0] != want {
+			t.Errorf("%s's targets = %v, want %v", agent, c.Poll.Targets, want)
+		}
+	}
+
+	scan := func(complete bool) *wardv1.ConnectRequest {
+		return &wardv1.ConnectRequest{Seq: 5, Body: &wardv1.ConnectRequest_DiscoveryReport{
+			DiscoveryReport: &wardv1.DiscoveryReport{ScanId: "s2", Complete: complete}}}
+	}
+	p.Committed(ctx, "t1", "c1", scan(true)) // targets unchanged
+	tg.set("c1", sw1, sw2)
+	p.Committed(ctx, "t1", "c1", scan(false)) // not complete yet
+	p.Committed(ctx, "t1", "h1", scan(true))  // not a collector
+	if n := len(s.got("c1")); n != 1 || len(s.got("h1")) != 0 {
+		t.Fatalf("c1 got %d configurations, h1 %d; want 1 and none yet", n,
+			len(s.got("h1")))
+	}
+	p.Committed(ctx, "t1", "c1", scan(true))
+	sent := s.got("c1")
+	if len(sent) != 2 {
+		t.Fatalf("c1 got %d configurations after its targets changed, want 2", len(sent))
+	}
+	if _, c := open(t, key, sent[1]); len(c.Poll.Targets) != 2 {
+		t.Errorf("c1's new targets = %v", c.Poll.Targets)
+	}
+}

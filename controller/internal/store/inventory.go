@@ -68,6 +68,41 @@ type Device struct {
 	StateBy        string      `json:"state_by"` // operator name or "controller"
 	StateChangedAt time.Time   `json:"state_changed_at"`
 	AgentID        string      `json:"agent_id"` // once enrolled
+
+	// Health is what the collector's SNMP polls showed; nil before the first poll.
+	Health *DeviceHealth `json:"health,omitempty"`
+}
+
+// DeviceHealth is the state of a polled agentless device, as its collector's SNMP polls
+// showed it. Times are the collector's poll times.
+type DeviceHealth struct {
+	LastPoll  time.Time `json:"last_poll"`
+	Reachable bool      `json:"reachable"`
+	// Since is when the device became reachable, or unreachable, as the polls saw it.
+	Since time.Time `json:"since"`
+	// ConsecutiveFailures counts the polls in a row the device did not answer.
+	ConsecutiveFailures int `json:"consecutive_failures"`
+	// UptimeCentis is sysUpTime (hundredths of a second) at the last answered poll.
+	UptimeCentis uint64 `json:"uptime_centis"`
+	// LastAnswer is when the device last answered a poll; zero when never.
+	LastAnswer time.Time `json:"last_answer"`
+	// LastRestart is when the device last restarted (its uptime went backwards).
+	LastRestart time.Time `json:"last_restart"`
+	Error       string    `json:"error"` // why the last poll got no answer
+	// Incident is the id of the open device-down incident; empty when none.
+	Incident   string            `json:"incident"`
+	Interfaces []InterfaceHealth `json:"interfaces"`
+}
+
+// InterfaceHealth is one interface of a polled device at its last answered poll.
+type InterfaceHealth struct {
+	Index     uint32 `json:"index"`
+	Name      string `json:"name"`
+	Status    string `json:"status"` // "up", "down", ...; "" when not offered
+	InErrors  uint64 `json:"in_errors"`
+	OutErrors uint64 `json:"out_errors"`
+	// NewErrors counts the errors (in and out) since the previous answered poll.
+	NewErrors uint64 `json:"new_errors"`
 }
 
 // DeviceFilter selects devices. Zero fields match everything.
@@ -139,4 +174,9 @@ type Inventory interface {
 	DiscoveryCursor(ctx context.Context, tenant, agent string) (uint64, error)
 	// SetDiscoveryCursor records it; a lower value than the stored one is ignored.
 	SetDiscoveryCursor(ctx context.Context, tenant, agent string, seq uint64) error
+	// PollCursor returns the sequence number of the agent's last stored device poll
+	// report applied to the devices' health; 0 when none.
+	PollCursor(ctx context.Context, tenant, agent string) (uint64, error)
+	// SetPollCursor records it; a lower value than the stored one is ignored.
+	SetPollCursor(ctx context.Context, tenant, agent string, seq uint64) error
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -22,10 +23,25 @@ const (
 const (
 	IncidentKindDrift   = "drift"   // a baseline check failed
 	IncidentKindOffline = "offline" // the agent stopped reporting
+	// IncidentKindDeviceDown: an agentless device stopped answering its collector's polls.
+	IncidentKindDeviceDown = "device_down"
 )
 
 // OfflineCheck is the Check of an incident about an agent that went offline.
 const OfflineCheck = "AGENT-OFFLINE"
+
+// DeviceDownCheck is the Check of an incident about an agentless device that stopped
+// answering its polls: the prefix, then the device's inventory id. The incident's Agent
+// is the collector that polls the device.
+func DeviceDownCheck(device string) string { return "DEVICE-DOWN:" + device }
+
+// ControllerCheck reports whether check names an incident the controller opens from its
+// own observations (AGENT-OFFLINE, and the "DEVICE-" checks of devices: down, agent
+// installation failed) rather than from an agent's drift report. An agent's check results
+// never open, update or resolve those.
+func ControllerCheck(check string) bool {
+	return check == OfflineCheck || strings.HasPrefix(check, "DEVICE-")
+}
 
 // IncidentEvent is one step of an incident's history: a decision and who took it.
 type IncidentEvent struct {

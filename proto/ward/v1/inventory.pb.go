@@ -1403,7 +1403,10 @@ type SiteConfig struct {
 	// Network interface for passive listening; empty for the collector's choice.
 	Interface string `protobuf:"bytes,10,opt,name=interface,proto3" json:"interface,omitempty"`
 	// TCP ports the active scan probes, in nmap syntax; empty for the clinic port list.
-	Ports         string `protobuf:"bytes,11,opt,name=ports,proto3" json:"ports,omitempty"`
+	Ports string `protobuf:"bytes,11,opt,name=ports,proto3" json:"ports,omitempty"`
+	// Time between two SNMP polls of each agentless device; unset for the default (60 s),
+	// 10 s to 15 min. The devices to poll are the controller's choice, per collector.
+	PollInterval  *durationpb.Duration `protobuf:"bytes,12,opt,name=poll_interval,json=pollInterval,proto3" json:"poll_interval,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1513,6 +1516,13 @@ func (x *SiteConfig) GetPorts() string {
 		return x.Ports
 	}
 	return ""
+}
+
+func (x *SiteConfig) GetPollInterval() *durationpb.Duration {
+	if x != nil {
+		return x.PollInterval
+	}
+	return nil
 }
 
 // GetSiteConfigRequest names the tenant.
@@ -1827,7 +1837,7 @@ const file_ward_v1_inventory_proto_rawDesc = "" +
 	"\x0fauth_secret_set\x18\b \x01(\bR\rauthSecretSet\x12&\n" +
 	"\x0fpriv_secret_set\x18\t \x01(\bR\rprivSecretSet\x12#\n" +
 	"\rcommunity_set\x18\n" +
-	" \x01(\bR\fcommunitySet\"\xa1\x03\n" +
+	" \x01(\bR\fcommunitySet\"\xe1\x03\n" +
 	"\n" +
 	"SiteConfig\x12\x18\n" +
 	"\asubnets\x18\x01 \x03(\tR\asubnets\x12'\n" +
@@ -1844,7 +1854,8 @@ const file_ward_v1_inventory_proto_rawDesc = "" +
 	"\bwarnings\x18\t \x03(\tR\bwarnings\x12\x1c\n" +
 	"\tinterface\x18\n" +
 	" \x01(\tR\tinterface\x12\x14\n" +
-	"\x05ports\x18\v \x01(\tR\x05ports\".\n" +
+	"\x05ports\x18\v \x01(\tR\x05ports\x12>\n" +
+	"\rpoll_interval\x18\f \x01(\v2\x19.google.protobuf.DurationR\fpollInterval\".\n" +
 	"\x14GetSiteConfigRequest\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\"D\n" +
 	"\x15GetSiteConfigResponse\x12+\n" +
@@ -1935,28 +1946,29 @@ var file_ward_v1_inventory_proto_depIdxs = []int32{
 	15, // 18: ward.v1.SiteConfig.snmp:type_name -> ward.v1.SNMPCredential
 	23, // 19: ward.v1.SiteConfig.scan_interval:type_name -> google.protobuf.Duration
 	22, // 20: ward.v1.SiteConfig.updated_at:type_name -> google.protobuf.Timestamp
-	16, // 21: ward.v1.GetSiteConfigResponse.config:type_name -> ward.v1.SiteConfig
-	16, // 22: ward.v1.SetSiteConfigRequest.config:type_name -> ward.v1.SiteConfig
-	16, // 23: ward.v1.SetSiteConfigResponse.config:type_name -> ward.v1.SiteConfig
-	4,  // 24: ward.v1.InventoryService.ListDevices:input_type -> ward.v1.ListDevicesRequest
-	6,  // 25: ward.v1.InventoryService.GetDevice:input_type -> ward.v1.GetDeviceRequest
-	8,  // 26: ward.v1.InventoryService.ApproveDevice:input_type -> ward.v1.ApproveDeviceRequest
-	10, // 27: ward.v1.InventoryService.ExcludeDevice:input_type -> ward.v1.ExcludeDeviceRequest
-	13, // 28: ward.v1.InventoryService.GetDiscoveryStatus:input_type -> ward.v1.GetDiscoveryStatusRequest
-	17, // 29: ward.v1.InventoryService.GetSiteConfig:input_type -> ward.v1.GetSiteConfigRequest
-	19, // 30: ward.v1.InventoryService.SetSiteConfig:input_type -> ward.v1.SetSiteConfigRequest
-	5,  // 31: ward.v1.InventoryService.ListDevices:output_type -> ward.v1.ListDevicesResponse
-	7,  // 32: ward.v1.InventoryService.GetDevice:output_type -> ward.v1.GetDeviceResponse
-	9,  // 33: ward.v1.InventoryService.ApproveDevice:output_type -> ward.v1.ApproveDeviceResponse
-	11, // 34: ward.v1.InventoryService.ExcludeDevice:output_type -> ward.v1.ExcludeDeviceResponse
-	14, // 35: ward.v1.InventoryService.GetDiscoveryStatus:output_type -> ward.v1.GetDiscoveryStatusResponse
-	18, // 36: ward.v1.InventoryService.GetSiteConfig:output_type -> ward.v1.GetSiteConfigResponse
-	20, // 37: ward.v1.InventoryService.SetSiteConfig:output_type -> ward.v1.SetSiteConfigResponse
-	31, // [31:38] is the sub-list for method output_type
-	24, // [24:31] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	23, // 21: ward.v1.SiteConfig.poll_interval:type_name -> google.protobuf.Duration
+	16, // 22: ward.v1.GetSiteConfigResponse.config:type_name -> ward.v1.SiteConfig
+	16, // 23: ward.v1.SetSiteConfigRequest.config:type_name -> ward.v1.SiteConfig
+	16, // 24: ward.v1.SetSiteConfigResponse.config:type_name -> ward.v1.SiteConfig
+	4,  // 25: ward.v1.InventoryService.ListDevices:input_type -> ward.v1.ListDevicesRequest
+	6,  // 26: ward.v1.InventoryService.GetDevice:input_type -> ward.v1.GetDeviceRequest
+	8,  // 27: ward.v1.InventoryService.ApproveDevice:input_type -> ward.v1.ApproveDeviceRequest
+	10, // 28: ward.v1.InventoryService.ExcludeDevice:input_type -> ward.v1.ExcludeDeviceRequest
+	13, // 29: ward.v1.InventoryService.GetDiscoveryStatus:input_type -> ward.v1.GetDiscoveryStatusRequest
+	17, // 30: ward.v1.InventoryService.GetSiteConfig:input_type -> ward.v1.GetSiteConfigRequest
+	19, // 31: ward.v1.InventoryService.SetSiteConfig:input_type -> ward.v1.SetSiteConfigRequest
+	5,  // 32: ward.v1.InventoryService.ListDevices:output_type -> ward.v1.ListDevicesResponse
+	7,  // 33: ward.v1.InventoryService.GetDevice:output_type -> ward.v1.GetDeviceResponse
+	9,  // 34: ward.v1.InventoryService.ApproveDevice:output_type -> ward.v1.ApproveDeviceResponse
+	11, // 35: ward.v1.InventoryService.ExcludeDevice:output_type -> ward.v1.ExcludeDeviceResponse
+	14, // 36: ward.v1.InventoryService.GetDiscoveryStatus:output_type -> ward.v1.GetDiscoveryStatusResponse
+	18, // 37: ward.v1.InventoryService.GetSiteConfig:output_type -> ward.v1.GetSiteConfigResponse
+	20, // 38: ward.v1.InventoryService.SetSiteConfig:output_type -> ward.v1.SetSiteConfigResponse
+	32, // [32:39] is the sub-list for method output_type
+	25, // [25:32] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_ward_v1_inventory_proto_init() }

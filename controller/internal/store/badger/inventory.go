@@ -17,6 +17,7 @@ import (
 //	tenant:<t>:scan:<collector>          ScanStatus, the collector's latest scan
 //	tenant:<t>:siteconfig                SiteConfig
 //	tenant:<t>:discursor:<agent>         8-byte big-endian sequence number
+//	tenant:<t>:pollcursor:<agent>        8-byte big-endian sequence number
 func deviceKey(tenant, id string) []byte { return []byte("tenant:" + tenant + ":device:" + id) }
 func devicesPrefix(tenant string) []byte { return []byte("tenant:" + tenant + ":device:") }
 func scanKey(tenant, collector string) []byte {
@@ -26,6 +27,10 @@ func scansPrefix(tenant string) []byte   { return []byte("tenant:" + tenant + ":
 func siteConfigKey(tenant string) []byte { return []byte("tenant:" + tenant + ":siteconfig") }
 func cursorKey(tenant, agent string) []byte {
 	return []byte("tenant:" + tenant + ":discursor:" + agent)
+}
+
+func pollCursorKey(tenant, agent string) []byte {
+	return []byte("tenant:" + tenant + ":pollcursor:" + agent)
 }
 
 var _ store.Inventory = (*Store)(nil)
@@ -187,7 +192,7 @@ func (s *Store) DiscoveryCursor(ctx context.Context, tenant, agent string) (uint
 	var seq uint64
 	err := s.view(ctx, func(txn *badgerdb.Txn) error {
 		var err error
-		seq, err = readCursor(txn, tenant, agent)
+		seq, err = readCursor(txn, cursorKey(tenant, agent))
 		return err
 	})
 	if err != nil {
@@ -198,21 +203,47 @@ func (s *Store) DiscoveryCursor(ctx context.Context, tenant, agent string) (uint
 
 // SetDiscoveryCursor raises the agent's cursor to seq.
 func (s *Store) SetDiscoveryCursor(ctx context.Context, tenant, agent string, seq uint64) error {
-	err := s.update(ctx, func(txn *badgerdb.Txn) error {
-		cur, err := readCursor(txn, tenant, agent)
-		if err != nil || seq <= cur {
-			return err
-		}
-		return txn.Set(cursorKey(tenant, agent), binary.BigEndian.AppendUint64(nil, seq))
-	})
-	if err != nil {
+	if err := s.raiseCursor(ctx, cursorKey(tenant, agent), seq); err != nil {
 		return fmt.Errorf("set discovery cursor of %s: %w", agent, err)
 	}
 	return nil
 }
 
-func readCursor(txn *badgerdb.Txn, tenant, agent string) (uint64, error) {
-	item, err := txn.Get(cursorKey(tenant, agent))
+// PollCursor returns the last device poll report of the agent applied to the inventory.
+func (s *Store) PollCursor(ctx context.Context, tenant, agent string) (uint64, error) {
+	var seq uint64
+	err := s.view(ctx, func(txn *badgerdb.Txn) error {
+		var err error
+		seq, err = readCursor(txn, pollCursorKey(tenant, agent))
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("poll cursor of %s: %w", agent, err)
+	}
+	return seq, nil
+}
+
+// SetPollCursor raises the agent's poll cursor to seq.
+func (s *Store) SetPollCursor(ctx context.Context, tenant, agent string, seq uint64) error {
+	if err := s.raiseCursor(ctx, pollCursorKey(tenant, agent), seq); err != nil {
+		return fmt.Errorf("set poll cursor of %s: %w", agent, err)
+	}
+	return nil
+}
+
+// raiseCursor sets the cursor at key to seq unless it is at seq or above already.
+func (s *Store) raiseCursor(ctx context.Context, key []byte, seq uint64) error {
+	return s.update(ctx, func(txn *badgerdb.Txn) error {
+		cur, err := readCursor(txn, key)
+		if err != nil || seq <= cur {
+			return err
+		}
+		return txn.Set(key, binary.BigEndian.AppendUint64(nil, seq))
+	})
+}
+
+func readCursor(txn *badgerdb.Txn, key []byte) (uint64, error) {
+	item, err := txn.Get(key)
 	if errors.Is(err, badgerdb.ErrKeyNotFound) {
 		return 0, nil
 	}
@@ -224,7 +255,7 @@ func readCursor(txn *badgerdb.Txn, tenant, agent string) (uint64, error) {
 		return 0, err
 	}
 	if len(val) != 8 {
-		return 0, fmt.Errorf("cursor of %s: %d bytes, want 8", agent, len(val))
+		return 0, fmt.Errorf("cursor %s: %d bytes, want 8", key, len(val))
 	}
 	return binary.BigEndian.Uint64(val), nil
 }
