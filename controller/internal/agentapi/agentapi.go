@@ -184,27 +184,22 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 }
 
-// closeRevoked closes the open streams of agents that the store says are revoked or gone.
-// One scan of the store serves every stream.
+// closeRevoked closes the open streams of agents that the store says are revoked. One
+// read of the store's revocation index serves every stream, whatever the number of
+// agents; a revocation made through this controller's admin API closes the stream at
+// once (CloseAgent), this catches the ones made elsewhere.
 func (s *Server) closeRevoked(ctx context.Context) error {
 	open := s.sessions.snapshot()
 	if len(open) == 0 {
 		return nil
 	}
 
-	agents, err := s.cfg.Store.ListAgents(ctx, "")
+	revoked, err := s.cfg.Store.RevokedAgents(ctx)
 	if err != nil {
-		return fmt.Errorf("list agents: %w", err)
+		return fmt.Errorf("list revoked agents: %w", err)
 	}
-	usable := make(map[string]string, len(agents))
-	for _, a := range agents {
-		if !a.Revoked {
-			usable[a.ID] = a.Tenant
-		}
-	}
-
-	for id, tenant := range open {
-		if t, ok := usable[id]; !ok || t != tenant {
+	for id := range open {
+		if revoked[id] {
 			s.CloseAgent(id)
 		}
 	}

@@ -82,6 +82,11 @@ func (s *timedStore) ListAgents(ctx context.Context, tenant string) ([]store.Age
 	return s.st.ListAgents(ctx, tenant)
 }
 
+func (s *timedStore) RevokedAgents(ctx context.Context) (map[string]bool, error) {
+	defer s.since("revoked_agents", time.Now())
+	return s.st.RevokedAgents(ctx)
+}
+
 func (s *timedStore) UpdateAgent(ctx context.Context, id string,
 	fn func(*store.Agent) error) (store.Agent, error) {
 	defer s.since("update_agent", time.Now())

@@ -136,6 +136,9 @@ type Agents interface {
 	// UpdateAgent applies fn to the stored agent in one transaction and returns the result.
 	// fn must not change ID or Tenant.
 	UpdateAgent(ctx context.Context, id string, fn func(*Agent) error) (Agent, error)
+	// RevokedAgents returns the ids of every revoked agent, read from an index that
+	// UpdateAgent keeps, so that it costs the number of revocations, not of agents.
+	RevokedAgents(ctx context.Context) (map[string]bool, error)
 }
 
 // Messages stores sequenced agent messages.

@@ -104,10 +104,36 @@ func (s *Store) UpdateAgent(ctx context.Context, id string,
 		if a.ID != id || a.Tenant != tenant {
 			return errors.New("update changed the agent's id or tenant")
 		}
+		if a.Revoked {
+			// a revocation is final: the index entry is never removed
+			if err := txn.Set(revokedIndexKey(id), []byte(tenant)); err != nil {
+				return err
+			}
+		}
 		return put(txn, agentKey(tenant, id), a)
 	})
 	if err != nil {
 		return store.Agent{}, fmt.Errorf("update agent %s: %w", id, err)
 	}
 	return a, nil
+}
+
+// RevokedAgents implements store.Agents. It reads keys only.
+func (s *Store) RevokedAgents(ctx context.Context) (map[string]bool, error) {
+	out := map[string]bool{}
+	err := s.view(ctx, func(txn *badgerdb.Txn) error {
+		opts := badgerdb.DefaultIteratorOptions
+		opts.PrefetchValues = false
+		opts.Prefix = []byte(revokedPrefix)
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			out[string(it.Item().Key()[len(revokedPrefix):])] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list revoked agents: %w", err)
+	}
+	return out, nil
 }

@@ -22,6 +22,11 @@ func agentsPrefix(tenant string) []byte { return []byte("tenant:" + tenant + ":a
 func agentIndexKey(id string) []byte    { return []byte("idx:agent:" + id) }
 func tokenIndexKey(id string) []byte    { return []byte("idx:token:" + id) }
 
+// revokedPrefix indexes revoked agents: idx:revoked:<agent id> = tenant.
+const revokedPrefix = "idx:revoked:"
+
+func revokedIndexKey(id string) []byte { return []byte(revokedPrefix + id) }
+
 func tokenHashKey(hash []byte) []byte {
 	return []byte("idx:tokenhash:" + hex.EncodeToString(hash))
 }

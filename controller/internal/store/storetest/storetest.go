@@ -382,6 +382,23 @@ func testAgents(t *testing.T, h Harness) {
 	}
 	_, err = s.UpdateAgent(ctx, "nope", func(*store.Agent) error { return nil })
 	wantErr(t, "update unknown", err, store.ErrNotFound)
+
+	// the revocation index holds a-1 alone, also after an unrelated update of it
+	_, err = s.UpdateAgent(ctx, "a-1", func(a *store.Agent) error {
+		a.Tier = 2
+		return nil
+	})
+	must(t, err)
+	_, err = s.UpdateAgent(ctx, "b-1", func(a *store.Agent) error {
+		a.Tier = 3
+		return nil
+	})
+	must(t, err)
+	revoked, err := s.RevokedAgents(ctx)
+	must(t, err)
+	if len(revoked) != 1 || !revoked["a-1"] {
+		t.Errorf("RevokedAgents = %v, want a-1 alone", revoked)
+	}
 }
 
 func agentIDs(as []store.Agent) []string {
