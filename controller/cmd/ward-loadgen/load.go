@@ -26,7 +26,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	sizes := fs.String("sizes", "1000,5000,10000", "idle agent counts to measure memory at")
 	fs.IntVar(&cfg.TokenUses, "token-uses", 1000, "enrollments per token (1 to 1000)")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 0, "setups in flight (0: twice the CPUs)")
-	fs.IntVar(&cfg.HeartbeatAgents, "hb-agents", 200, "agents in the heartbeat test")
+	fs.IntVar(&cfg.HeartbeatAgents, "hb-agents", 2000, "agents in the heartbeat test")
 	fs.IntVar(&cfg.HeartbeatWindow, "hb-window", 8, "unacknowledged heartbeats per agent")
 	fs.DurationVar(&cfg.HeartbeatDuration, "hb-duration", 0, "heartbeat test length (0: 10s)")
 	fs.DurationVar(&cfg.Settle, "settle", 0, "pause before memory readings (0: 5s)")

@@ -38,7 +38,8 @@ type Config struct {
 	// Concurrency is how many enrollments, handshakes or connection setups are in flight at
 	// once; default twice the number of CPUs.
 	Concurrency int
-	// HeartbeatAgents is the number of agents of the throughput test; default 200.
+	// HeartbeatAgents is the number of agents of the throughput test; default 2,000, so
+	// that each sends well under the controller's per-agent rate limit (50 messages/s).
 	HeartbeatAgents int
 	// HeartbeatWindow is how many heartbeats each of them keeps unacknowledged; default 8.
 	HeartbeatWindow int
@@ -80,7 +81,7 @@ func (cfg *Config) setDefaults() error {
 	}
 	cfg.TokenUses = min(orDefault(cfg.TokenUses, maxTokenUses), maxTokenUses)
 	cfg.Concurrency = orDefault(cfg.Concurrency, 2*runtime.NumCPU())
-	cfg.HeartbeatAgents = orDefault(cfg.HeartbeatAgents, 200)
+	cfg.HeartbeatAgents = orDefault(cfg.HeartbeatAgents, 2000)
 	cfg.HeartbeatWindow = orDefault(cfg.HeartbeatWindow, 8)
 	cfg.HeartbeatDuration = orDefault(cfg.HeartbeatDuration, 10*time.Second)
 	cfg.Settle = orDefault(cfg.Settle, 5*time.Second)
