@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	grpcbackoff "google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
@@ -121,10 +122,11 @@ type Client struct {
 	creds *creds
 	start time.Time
 
-	interval       atomic.Int64  // heartbeat interval, nanoseconds
-	intervalChange chan struct{} // capacity 1: the heartbeat loop re-arms its timer
-	renewNow       chan renewal  // capacity 1: a renewal asked for at once
-	renewMu        sync.Mutex    // serializes requests into renewNow
+	interval       atomic.Int64                 // heartbeat interval, nanoseconds
+	pace           atomic.Pointer[rate.Limiter] // paces sends below the announced rate; nil: none
+	intervalChange chan struct{}                // capacity 1: the heartbeat loop re-arms its timer
+	renewNow       chan renewal                 // capacity 1: a renewal asked for at once
+	renewMu        sync.Mutex                   // serializes requests into renewNow
 }
 
 // New checks cfg and fills its defaults.

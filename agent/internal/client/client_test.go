@@ -212,6 +212,55 @@ func TestResendAfterReconnectSkipsAcknowledgedAndLosesNothing(t *testing.T) {
 	eventually(t, "the new message", func() bool { _, _, got := f.snapshot(); return got[seq] == 1 })
 }
 
+func TestLongSpoolIsResentWithinTheAnnouncedRate(t *testing.T) {
+	ca := testca.New(t, "msp.example")
+	f := newFakeController(t, ca)
+	f.msgRate, f.msgBurst = 40, 10
+	a := newAgent(t, ca, f.addr(), agentCert(t, ca, time.Now(), time.Hour), nil)
+
+	const n = 60 // spooled while the controller was away: six times its burst
+	for i := range n {
+		if _, err := a.c.Enqueue(drift(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	a.run(t)
+	eventually(t, "the spool to drain", func() bool { return a.spool.State().Messages == 0 })
+	took := time.Since(start)
+
+	_, _, got := f.snapshot()
+	for seq := uint64(1); seq <= n; seq++ {
+		if got[seq] != 1 {
+			t.Errorf("seq %d received %d times, want once", seq, got[seq])
+		}
+	}
+	f.mu.Lock()
+	refusals, connects := f.rateRefusals, f.connects
+	f.mu.Unlock()
+	if refusals != 0 || connects != 1 {
+		t.Errorf("%d rate refusals over %d connections, want none over one", refusals,
+			connects)
+	}
+	// 8 at once, then 32 a second: at least about 1.6 s for 60
+	if min := time.Duration(float64(n-8) / 32 * float64(time.Second)); took < min*9/10 {
+		t.Errorf("60 messages sent in %v, faster than the pace allows (%v)", took, min)
+	}
+}
+
+func TestNoPaceWhenTheControllerAnnouncesNone(t *testing.T) {
+	if p := pacer(0, 200); p != nil {
+		t.Errorf("pacer(0, 200) = %v, want none", p)
+	}
+	p := pacer(50, 200)
+	if p == nil || p.Limit() != 40 || p.Burst() != 160 {
+		t.Fatalf("pacer(50, 200) = %v, want 40/s with a burst of 160", p)
+	}
+	if p := pacer(0.5, 0); p == nil || p.Burst() != 1 {
+		t.Errorf("pacer(0.5, 0) burst = %v, want 1", p)
+	}
+}
+
 func TestBackoffAgainstAnUnreachableController(t *testing.T) {
 	ca := testca.New(t, "msp.example")
 	lis, err := net.Listen("tcp", "127.0.0.1:0")

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -50,6 +51,14 @@ type fakeController struct {
 	connects  int
 	pushes    chan *wardv1.ConnectResponse
 	firstSeqs []uint64 // first seq received on each stream
+
+	// msgRate and msgBurst, when msgRate is set, are announced in the Welcome and enforced
+	// like the controller does: one allowance per agent across its streams, and a stream
+	// that exceeds it ends with ResourceExhausted (counted in rateRefusals).
+	msgRate      float64
+	msgBurst     int
+	limiter      *rate.Limiter
+	rateRefusals int
 }
 
 func newFakeController(t *testing.T, ca *testca.CA) *fakeController {
@@ -112,7 +121,8 @@ func (f *fakeController) Connect(stream wardv1.AgentService_ConnectServer) error
 	f.mu.Unlock()
 	err = stream.Send(&wardv1.ConnectResponse{Body: &wardv1.ConnectResponse_Welcome{
 		Welcome: &wardv1.Welcome{AgentId: id.Name, AckedSeq: acked,
-			HeartbeatInterval: durationpb.New(f.interval)}}})
+			HeartbeatInterval: durationpb.New(f.interval), MessageRate: f.msgRate,
+			MessageBurst: uint32(f.msgBurst)}}})
 	if err != nil {
 		return err
 	}
@@ -150,6 +160,16 @@ func (f *fakeController) serve(stream wardv1.AgentService_ConnectServer) error {
 		}
 
 		f.mu.Lock()
+		if f.msgRate > 0 {
+			if f.limiter == nil {
+				f.limiter = rate.NewLimiter(rate.Limit(f.msgRate), f.msgBurst)
+			}
+			if !f.limiter.Allow() {
+				f.rateRefusals++
+				f.mu.Unlock()
+				return status.Error(codes.ResourceExhausted, "message rate exceeded")
+			}
+		}
 		if m.GetSeq() == f.invalid {
 			f.received[m.GetSeq()]++
 			f.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -190,7 +191,13 @@ func recvErr(stream wardv1.AgentService_ConnectClient, err error) error {
 	return err
 }
 
+// paceShare is the share of the controller's announced message rate and burst that the
+// agent uses, leaving room for the two clocks to disagree: the controller's allowance of
+// an agent carries over from one stream to the next, the agent's pacer starts afresh.
+const paceShare = 0.8
+
 func (c *Client) applyWelcome(w *wardv1.Welcome) {
+	c.pace.Store(pacer(w.GetMessageRate(), w.GetMessageBurst()))
 	d := w.GetHeartbeatInterval().AsDuration()
 	if w.GetHeartbeatInterval() == nil || d <= 0 {
 		return
@@ -203,7 +210,19 @@ func (c *Client) applyWelcome(w *wardv1.Welcome) {
 	}
 }
 
-// sendLoop sends every pending message in seq order, then new ones as they are appended.
+// pacer returns the limiter that keeps the agent under the controller's announced rate,
+// or nil when none was announced (an older controller).
+func pacer(perSecond float64, burst uint32) *rate.Limiter {
+	if perSecond <= 0 {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(perSecond*paceShare),
+		max(1, int(float64(burst)*paceShare)))
+}
+
+// sendLoop sends every pending message in seq order, then new ones as they are appended,
+// no faster than the controller accepts: a spool that filled while the controller was
+// away is resent at the announced rate instead of having its stream ended for flooding.
 func (c *Client) sendLoop(ctx context.Context, stream wardv1.AgentService_ConnectClient) error {
 	var last uint64 // the spool skips everything acknowledged on its own
 	for {
@@ -212,6 +231,11 @@ func (c *Client) sendLoop(ctx context.Context, stream wardv1.AgentService_Connec
 			return err
 		}
 		for _, m := range msgs {
+			if l := c.pace.Load(); l != nil {
+				if err := l.Wait(ctx); err != nil {
+					return err
+				}
+			}
 			if err := c.send(stream, m); err != nil {
 				return err
 			}

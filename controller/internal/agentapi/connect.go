@@ -356,6 +356,8 @@ func (s *Server) welcome(ctx context.Context, sess *session, caller identity.ID,
 			AckedSeq:          a.AckedSeq,
 			ServerTime:        timestamppb.New(now),
 			MaxMessageBytes:   uint32(s.cfg.MaxMessageBytes),
+			MessageRate:       float64(s.cfg.MessageRate),
+			MessageBurst:      uint32(s.cfg.MessageBurst),
 		},
 	}})
 	if err != nil {

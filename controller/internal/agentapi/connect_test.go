@@ -56,7 +56,9 @@ func TestHelloWelcome(t *testing.T) {
 	w := s.hello()
 
 	if w.GetAgentId() != "a1" || w.GetHeartbeatInterval().AsDuration() != 7*time.Second ||
-		w.GetAckedSeq() != 0 || w.GetMaxMessageBytes() != DefaultMaxMessageBytes {
+		w.GetAckedSeq() != 0 || w.GetMaxMessageBytes() != DefaultMaxMessageBytes ||
+		w.GetMessageRate() != float64(DefaultMessageRate) ||
+		w.GetMessageBurst() != DefaultMessageBurst {
 		t.Fatalf("welcome = %v", w)
 	}
 	if d := time.Since(w.GetServerTime().AsTime()); d < 0 || d > time.Minute {

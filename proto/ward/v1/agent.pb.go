@@ -673,8 +673,15 @@ type Welcome struct {
 	ServerTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=server_time,json=serverTime,proto3" json:"server_time,omitempty"`
 	// Largest message, in bytes, the controller accepts.
 	MaxMessageBytes uint32 `protobuf:"varint,5,opt,name=max_message_bytes,json=maxMessageBytes,proto3" json:"max_message_bytes,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Messages per second the controller accepts from this agent, sustained; 0 when not
+	// announced. An agent that sends faster, beyond the burst, has its stream ended with
+	// ResourceExhausted, so an agent resending a long spool paces itself below this rate.
+	MessageRate float64 `protobuf:"fixed64,6,opt,name=message_rate,json=messageRate,proto3" json:"message_rate,omitempty"`
+	// Messages the controller accepts at once above the sustained rate; 0 when not
+	// announced.
+	MessageBurst  uint32 `protobuf:"varint,7,opt,name=message_burst,json=messageBurst,proto3" json:"message_burst,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Welcome) Reset() {
@@ -738,6 +745,20 @@ func (x *Welcome) GetServerTime() *timestamppb.Timestamp {
 func (x *Welcome) GetMaxMessageBytes() uint32 {
 	if x != nil {
 		return x.MaxMessageBytes
+	}
+	return 0
+}
+
+func (x *Welcome) GetMessageRate() float64 {
+	if x != nil {
+		return x.MessageRate
+	}
+	return 0
+}
+
+func (x *Welcome) GetMessageBurst() uint32 {
+	if x != nil {
+		return x.MessageBurst
 	}
 	return 0
 }
@@ -2427,14 +2448,16 @@ const file_ward_v1_agent_proto_rawDesc = "" +
 	"\x05Hello\x12&\n" +
 	"\x04host\x18\x01 \x01(\v2\x12.ward.v1.HostFactsR\x04host\x12)\n" +
 	"\x05spool\x18\x02 \x01(\v2\x13.ward.v1.SpoolStateR\x05spool\x12)\n" +
-	"\x10baseline_version\x18\x03 \x01(\tR\x0fbaselineVersion\"\xf4\x01\n" +
+	"\x10baseline_version\x18\x03 \x01(\tR\x0fbaselineVersion\"\xbc\x02\n" +
 	"\aWelcome\x12\x19\n" +
 	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12H\n" +
 	"\x12heartbeat_interval\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x11heartbeatInterval\x12\x1b\n" +
 	"\tacked_seq\x18\x03 \x01(\x04R\backedSeq\x12;\n" +
 	"\vserver_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"serverTime\x12*\n" +
-	"\x11max_message_bytes\x18\x05 \x01(\rR\x0fmaxMessageBytes\"!\n" +
+	"\x11max_message_bytes\x18\x05 \x01(\rR\x0fmaxMessageBytes\x12!\n" +
+	"\fmessage_rate\x18\x06 \x01(\x01R\vmessageRate\x12#\n" +
+	"\rmessage_burst\x18\a \x01(\rR\fmessageBurst\"!\n" +
 	"\x03Ack\x12\x1a\n" +
 	"\tup_to_seq\x18\x01 \x01(\x04R\aupToSeq\"*\n" +
 	"\x10RenewCertificate\x12\x16\n" +
