@@ -141,6 +141,8 @@ func (s *Server) endStatus(sctx context.Context, caller identity.ID) error {
 		return status.Error(codes.DeadlineExceeded, "no hello in time")
 	case errors.Is(cause, errShutdown):
 		return status.Error(codes.Unavailable, "controller shutting down")
+	case errors.Is(cause, errRolesChanged):
+		return status.Error(codes.Aborted, "agent roles changed: reconnect")
 	}
 	return status.FromContextError(cause).Err()
 }

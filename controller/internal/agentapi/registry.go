@@ -15,6 +15,8 @@ var (
 	errReplaced = errors.New("agentapi: replaced by a newer stream of the same agent")
 	errRevoked  = errors.New("agentapi: agent revoked")
 	errShutdown = errors.New("agentapi: controller shutting down")
+	// errRolesChanged: an operator changed the agent's roles.
+	errRolesChanged = errors.New("agentapi: agent roles changed")
 )
 
 // session is one open Connect stream.
