@@ -26,9 +26,13 @@ var (
 // that outlives the stream by a bounded time. They must handle their own errors and should
 // not block for long: the stream reads its next message only when they return.
 type Observer interface {
-	// Connected is called once the agent has its Welcome: Send works from now on. hello
-	// is the session's Hello (spool state, baseline version); it must not be modified.
-	Connected(ctx context.Context, tenant, agentID string, hello *wardv1.Hello)
+	// Connected is called once the agent has its Welcome: Send works from now on. roles
+	// are the session's roles: those its Hello listed, each one allowed the agent by an
+	// operator (store.Agent.AllowedRoles); whether the agent is a collector is decided
+	// from roles, never from hello. hello is the session's Hello (spool state, baseline
+	// version). Neither may be modified.
+	Connected(ctx context.Context, tenant, agentID string, roles []string,
+		hello *wardv1.Hello)
 	// Committed is called after a new (not duplicate) message is durably stored and
 	// acknowledged. m must not be modified.
 	Committed(ctx context.Context, tenant, agentID string, m *wardv1.ConnectRequest)

@@ -130,7 +130,8 @@ func newEnv(t *testing.T) *env {
 	if err := st.CreateTenant(ctx, store.Tenant{ID: "t1"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.CreateAgent(ctx, store.Agent{ID: "c1", Tenant: "t1"}); err != nil {
+	if err := st.CreateAgent(ctx, store.Agent{ID: "c1", Tenant: "t1",
+		Roles: []string{store.AgentRoleHost, store.AgentRoleCollector}}); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()

@@ -35,7 +35,7 @@ var (
 
 // Connected resends the agent's unfinished commands, records the baseline version its
 // Hello reports and offers it the current baseline when that differs.
-func (o Observer) Connected(ctx context.Context, tenant, agentID string,
+func (o Observer) Connected(ctx context.Context, tenant, agentID string, _ []string,
 	hello *wardv1.Hello) {
 	if err := o.Engine.AgentConnected(ctx, tenant, agentID); err != nil {
 		o.Engine.log.Error("agent connected", logkey.Agent, agentID, logkey.Error, err)
