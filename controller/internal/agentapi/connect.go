@@ -358,7 +358,9 @@ func (s *Server) recvHello(stream wardv1.AgentService_ConnectServer, sess *sessi
 }
 
 // welcome records the new connection (host facts, last seen, online) and sends the
-// Welcome. It returns the agent's acknowledged sequence number.
+// Welcome. It returns the agent's acknowledged sequence number. The session's roles are
+// checked again in the same transaction: an operator who narrowed them after the stream
+// opened, before its session was registered to be reset, is not outrun.
 func (s *Server) welcome(ctx context.Context, sess *session, caller identity.ID,
 	host *store.HostFacts) (uint64, error) {
 	now := s.clock()
@@ -366,6 +368,9 @@ func (s *Server) welcome(ctx context.Context, sess *session, caller identity.ID,
 	a, err := s.cfg.Store.UpdateAgent(ctx, caller.Name, func(a *store.Agent) error {
 		if a.Revoked {
 			return errRevoked
+		}
+		if _, err := sessionRoles(sess.roles, a.AllowedRoles()); err != nil {
+			return err
 		}
 		wasOnline = a.Online
 		if host != nil {
@@ -375,8 +380,12 @@ func (s *Server) welcome(ctx context.Context, sess *session, caller identity.ID,
 		a.Online = true
 		return nil
 	})
-	if errors.Is(err, errRevoked) {
+	var re *roleError
+	switch {
+	case errors.Is(err, errRevoked):
 		return 0, status.Error(codes.PermissionDenied, "agent revoked")
+	case errors.As(err, &re):
+		return 0, s.refuse(caller, err)
 	}
 	if err != nil {
 		s.log.Error("record agent connection", logkey.Agent, caller.Name, logkey.Error, err)

@@ -1,6 +1,7 @@
 package agentapi
 
 import (
+	"context"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/wardsec/ward/controller/internal/metrics"
+	"github.com/wardsec/ward/controller/internal/store"
 	wardv1 "github.com/wardsec/ward/proto/ward/v1"
 )
 
@@ -159,4 +161,35 @@ func scrape(t *testing.T, m *metrics.Metrics) string {
 	w := httptest.NewRecorder()
 	m.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
 	return w.Body.String()
+}
+
+// staleRoles is a store whose GetAgent answers with the roles the agent had before an
+// operator narrowed them, as a read racing SetAgentRoles would.
+type staleRoles struct {
+	store.Store
+	roles []string
+}
+
+func (s staleRoles) GetAgent(ctx context.Context, id string) (store.Agent, error) {
+	a, err := s.Store.GetAgent(ctx, id)
+	a.Roles = s.roles
+	return a, err
+}
+
+// TestRolesNarrowedWhileConnecting refuses a Hello that the roles read when the stream
+// opened allowed, but the stored roles no longer do when the connection is recorded.
+func TestRolesNarrowedWhileConnecting(t *testing.T) {
+	e := newEnv(t, envOptions{cfg: func(c *Config) {
+		c.Store = staleRoles{Store: c.Store, roles: []string{"host", "collector"}}
+	}})
+	a := e.enrollAgentAs("a1", "clinic-a", "host")
+	s := a.connect(t)
+	s.sendHello("host", "collector")
+	err := s.wantCode(codes.PermissionDenied)
+	if !strings.Contains(status.Convert(err).Message(), `"collector"`) {
+		t.Errorf("refusal %v does not name the role", err)
+	}
+	if got := getAgent(t, e.store, "a1"); got.Online || !got.LastSeen.IsZero() {
+		t.Errorf("refused connection recorded: %+v", got)
+	}
 }
