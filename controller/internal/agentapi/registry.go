@@ -170,14 +170,20 @@ func (r *registry) get(agentID string) *session {
 	return r.sessions[agentID]
 }
 
-// snapshot returns the open sessions' agent ids and tenants.
-func (r *registry) snapshot() map[string]string {
+// snapshot returns the open sessions by agent id, with their tenants and roles.
+func (r *registry) snapshot() map[string]openSession {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 
-	out := make(map[string]string, len(r.sessions))
+	out := make(map[string]openSession, len(r.sessions))
 	for id, s := range r.sessions {
-		out[id] = s.tenant
+		out[id] = openSession{tenant: s.tenant, roles: s.roles}
 	}
 	return out
+}
+
+// openSession is what the revocation scan needs of an open session.
+type openSession struct {
+	tenant string
+	roles  []string // accepted at its Hello; never modified
 }
