@@ -2,6 +2,7 @@ package agentapi
 
 import (
 	"context"
+	"errors"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -216,5 +217,28 @@ func TestScanResetsNarrowedRoles(t *testing.T) {
 	cs.wantCode(codes.Aborted) // within a few scans
 	if !e.srv.Connected("h1") {
 		t.Error("a stream whose roles are still allowed was closed")
+	}
+}
+
+// TestSendForCollectorsOnly refuses to queue a site configuration or a checkpoint for a
+// session without the collector role, and queues both for a collector's.
+func TestSendForCollectorsOnly(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	col := e.enrollAgentAs("c1", "clinic-a", "host", "collector")
+	host := e.enrollAgentAs("h1", "clinic-a", "host", "collector") // allowed, not taken
+	col.connect(t).helloAs("host", "collector")
+	host.connect(t).helloAs("host")
+
+	msgs := []*wardv1.ConnectResponse{
+		{Body: &wardv1.ConnectResponse_SiteConfig{SiteConfig: &wardv1.SignedPayload{}}},
+		{Body: &wardv1.ConnectResponse_Checkpoint{Checkpoint: &wardv1.SignedPayload{}}},
+	}
+	for _, m := range msgs {
+		if err := e.srv.Send("h1", m); !errors.Is(err, ErrNotCollector) {
+			t.Errorf("Send %T to a host session = %v, want ErrNotCollector", m.GetBody(), err)
+		}
+		if err := e.srv.Send("c1", m); err != nil {
+			t.Errorf("Send %T to a collector = %v", m.GetBody(), err)
+		}
 	}
 }
