@@ -151,7 +151,8 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	e.engine, err = remediation.New(remediation.Config{Store: st, Catalog: noRunbooks{},
-		Signer: e.key, Sender: e.streams, Log: log, Clock: e.clock})
+		Signer: e.key, Sender: e.streams, Log: log, Clock: e.clock,
+		CollectorOwners: []string{Owner}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,9 +230,18 @@ func TestAutoEnrollmentSendsASignedBootstrapCommand(t *testing.T) {
 		t.Fatal("sent to a collector that is not connected")
 	}
 
-	// The collector connects: the stored command goes out, signed.
+	// The collector connects, but without the collector role: nothing goes out.
 	e.streams.connect("c1")
-	if err := e.engine.AgentConnected(ctx, "t1", "c1"); err != nil {
+	if err := e.engine.AgentConnected(ctx, "t1", "c1", []string{"host"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.streams.commands()); n != 0 {
+		t.Fatalf("sent %d bootstrap commands to a session without the collector role", n)
+	}
+
+	// As a collector: the stored command goes out, signed.
+	if err := e.engine.AgentConnected(ctx, "t1", "c1",
+		[]string{"host", "collector"}); err != nil {
 		t.Fatal(err)
 	}
 	sent := e.streams.commands()
