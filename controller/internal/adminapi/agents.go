@@ -113,6 +113,10 @@ func (s *Server) findAgent(ctx context.Context, sc scope, id string) (store.Agen
 // SetAgentRoles replaces the roles the agent may take, records the change and, when the
 // roles changed, ends the agent's open stream so that its next Hello is checked against
 // them. Admin; technician within its tenants.
+//
+// Known limitation: only this controller's stream of the agent is ended. A stream open on
+// another replica keeps its roles until the agent reconnects (the revocation scan reads
+// only the revocation index).
 func (s *Server) SetAgentRoles(ctx context.Context, req *wardv1.SetAgentRolesRequest) (
 	*wardv1.SetAgentRolesResponse, error) {
 	sc, err := callerScope(ctx)

@@ -162,9 +162,8 @@ func (s *Server) Connected(agentID string) bool {
 	return s.sessions.has(agentID)
 }
 
-// Run closes the streams of agents revoked (or removed) in the store, and resets those
-// whose session roles the stored roles no longer allow, checking every RevocationScan,
-// until ctx ends. Then it closes every stream with Unavailable, refuses
+// Run closes the streams of agents revoked (or removed) in the store, checking every
+// RevocationScan, until ctx ends. Then it closes every stream with Unavailable, refuses
 // new ones, waits for the goroutines serving them and returns nil. Run once per Server.
 func (s *Server) Run(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.RevocationScan)
@@ -185,9 +184,8 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 }
 
-// closeRevoked closes the open streams of agents that the store says are revoked or gone,
-// and resets those whose roles were narrowed (through another replica, say). One scan of
-// the store serves every stream.
+// closeRevoked closes the open streams of agents that the store says are revoked or gone.
+// One scan of the store serves every stream.
 func (s *Server) closeRevoked(ctx context.Context) error {
 	open := s.sessions.snapshot()
 	if len(open) == 0 {
@@ -198,20 +196,16 @@ func (s *Server) closeRevoked(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list agents: %w", err)
 	}
-	usable := make(map[string]store.Agent, len(agents))
+	usable := make(map[string]string, len(agents))
 	for _, a := range agents {
 		if !a.Revoked {
-			usable[a.ID] = a
+			usable[a.ID] = a.Tenant
 		}
 	}
 
-	for id, o := range open {
-		a, ok := usable[id]
-		switch {
-		case !ok || a.Tenant != o.tenant:
+	for id, tenant := range open {
+		if t, ok := usable[id]; !ok || t != tenant {
 			s.CloseAgent(id)
-		case !allowed(o.roles, a.AllowedRoles()):
-			s.ResetAgent(id)
 		}
 	}
 	return nil

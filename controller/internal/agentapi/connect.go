@@ -40,12 +40,6 @@ func (e *roleError) Error() string {
 	return fmt.Sprintf("role %q not allowed for this agent", e.role)
 }
 
-// allowed reports whether every one of roles is in permitted.
-func allowed(roles, permitted []string) bool {
-	_, err := sessionRoles(roles, permitted)
-	return err == nil
-}
-
 // sessionRoles returns the roles a Hello lists, without duplicates, or a *roleError for
 // the first one not in allowed.
 func sessionRoles(claimed, allowed []string) ([]string, error) {

@@ -170,20 +170,14 @@ func (r *registry) get(agentID string) *session {
 	return r.sessions[agentID]
 }
 
-// snapshot returns the open sessions by agent id, with their tenants and roles.
-func (r *registry) snapshot() map[string]openSession {
+// snapshot returns the open sessions' agent ids and tenants.
+func (r *registry) snapshot() map[string]string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 
-	out := make(map[string]openSession, len(r.sessions))
+	out := make(map[string]string, len(r.sessions))
 	for id, s := range r.sessions {
-		out[id] = openSession{tenant: s.tenant, roles: s.roles}
+		out[id] = s.tenant
 	}
 	return out
-}
-
-// openSession is what the revocation scan needs of an open session.
-type openSession struct {
-	tenant string
-	roles  []string // accepted at its Hello; never modified
 }

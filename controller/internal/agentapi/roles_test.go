@@ -195,31 +195,6 @@ func TestRolesNarrowedWhileConnecting(t *testing.T) {
 	}
 }
 
-// TestScanResetsNarrowedRoles resets a collector's stream when its stored roles lose the
-// collector role without this replica being told (another replica's SetAgentRoles), and
-// leaves a stream alone whose roles are still allowed.
-func TestScanResetsNarrowedRoles(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	col := e.enrollAgentAs("c1", "clinic-a", "host", "collector")
-	host := e.enrollAgentAs("h1", "clinic-a", "host", "collector")
-	cs, hs := col.connect(t), host.connect(t)
-	cs.helloAs("host", "collector")
-	hs.helloAs("host")
-
-	for _, id := range []string{"c1", "h1"} {
-		if _, err := e.store.UpdateAgent(context.Background(), id, func(a *store.Agent) error {
-			a.Roles = []string{"host"}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cs.wantCode(codes.Aborted) // within a few scans
-	if !e.srv.Connected("h1") {
-		t.Error("a stream whose roles are still allowed was closed")
-	}
-}
-
 // TestSendForCollectorsOnly refuses to queue a site configuration or a checkpoint for a
 // session without the collector role, and queues both for a collector's.
 func TestSendForCollectorsOnly(t *testing.T) {
