@@ -247,6 +247,8 @@ else
 	note "a namespace clinic: a switch answering SNMP v3, a Linux server with only sshd, a CT"
 	note "scanner (DICOM), an EHR web server, an HL7 engine, an excluded host and a quiet"
 	note "device on a passive-only subnet. A real controller and a collector run beside them."
+	note "The collector enrolls with a token made by 'wardctl token create --role collector':"
+	note "only the operator grants the role; an agent of a plain token claiming it is refused."
 	note "The operator sets the site with 'wardctl site set'; the collector scans (nmap,"
 	note "ARP, SNMP, mDNS); the controller classifies every device, keeps clinical ones"
 	note "waiting for a person, and has the collector install an agent on the Linux server"

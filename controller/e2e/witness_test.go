@@ -36,7 +36,7 @@ func TestWitnessCatchesARewrittenHistory(t *testing.T) {
 	in := newInstallation(t, 2*time.Second)
 	in.startController()
 	in.wardctl("tenant", "create", "clinic")
-	col := in.enrollCollector("collector", in.token("clinic"))
+	col := in.enrollCollector("collector", in.token("clinic", "--role", "collector"))
 	col.start()
 
 	witnessed := func(n int) []witnessEntry {
@@ -134,7 +134,8 @@ func TestWitnessCatchesARewrittenHistory(t *testing.T) {
 	})
 }
 
-// enrollCollector enrolls an agent with the collector role.
+// enrollCollector enrolls an agent with the collector role; tokenFile must hold a token
+// made with --role collector.
 func (in *installation) enrollCollector(name, tokenFile string) *agent {
 	in.t.Helper()
 	a := &agent{in: in, name: name, state: filepath.Join(in.dir, name)}

@@ -32,4 +32,5 @@ const (
 	DeviceType  = "device_type"  // classified device type
 	State       = "state"        // a state machine's state
 	Scan        = "scan"         // discovery scan id
+	Roles       = "roles"        // agent roles ("host", "collector")
 )

@@ -44,7 +44,8 @@ type Config struct {
 	// SpoolMaxBytes bounds the spool; zero means spool.DefaultMaxBytes.
 	SpoolMaxBytes int64
 	// Roles overrides the roles recorded at enrollment when set ("host", "collector").
-	// With "collector", the agent also runs discovery (see package discovery).
+	// With "collector", the agent also runs discovery (see package discovery). The Hello
+	// lists them; the controller refuses a role an operator did not allow the agent.
 	Roles []string
 	// AllowShell enables the runbook action that runs arbitrary shell. Off by default:
 	// only the agent's own configuration can turn it on, never the controller.
@@ -109,8 +110,10 @@ func Run(ctx context.Context, cfg Config) error {
 	c, err = client.New(client.Config{
 		Addr: addr, Info: st.Info, Dir: cfg.Dir, Cert: st.Cert, CertObtained: st.CertTime, Roots: st.Roots,
 		PolicyKey: st.PolicyKey, Spool: sp, Log: cfg.Log,
+		// The Hello lists the roles the agent runs; the controller accepts only those an
+		// operator allowed it.
 		Facts: func() *wardv1.HostFacts {
-			return hostinfo.Collect(cfg.HostRoot).Proto(version.Version, st.Info.Roles)
+			return hostinfo.Collect(cfg.HostRoot).Proto(version.Version, rolesOf(cfg, st))
 		},
 		Commands:        cmds.Receive,
 		Baselines:       func(spec *wardv1.BaselineSpec) { applyBaseline(bs, loop, spec, cfg.Log) },
@@ -130,11 +133,7 @@ func Run(ctx context.Context, cfg Config) error {
 		logkey.Identity, st.Info.ID().String(), logkey.Addr, addr,
 		logkey.Serial, st.Cert.Leaf.SerialNumber.Text(16),
 		logkey.NotAfter, st.Cert.Leaf.NotAfter.UTC(), "spool", spoolSummary(sp.State()))
-	roles := st.Info.Roles
-	if len(cfg.Roles) > 0 {
-		roles = cfg.Roles
-	}
-	if slices.Contains(roles, "collector") {
+	if slices.Contains(rolesOf(cfg, st), "collector") {
 		col, err = discovery.New(discovery.Config{
 			SitePath: sitePath, Sink: c, Tenant: st.Info.Tenant,
 			Privileged: os.Geteuid() == 0, Log: cfg.Log.With("component", "collector"),

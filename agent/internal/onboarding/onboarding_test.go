@@ -122,11 +122,12 @@ func TestClinicOnboarding(t *testing.T) {
 	write(t, labBaseline, labBaselineYAML, 0o644)
 	wardctl("baseline", "push", "clinic", labBaseline)
 
-	// The collector: enrolled with its role, holding its SSH key (authorised on the
+	// The collector: enrolled with a token allowing its role, holding its SSH key (authorised on the
 	// Server, as an MSP does when it prepares a clinic) and the agent binary to install.
 	state := filepath.Join(dir, "collector")
 	token := filepath.Join(dir, "collector-token")
-	write(t, token, wardctl("token", "create", "--tenant", "clinic"), 0o600)
+	write(t, token, wardctl("token", "create", "--tenant", "clinic", "--role", "collector"),
+		0o600)
 	if out, err := c.Exec(c.Collector, filepath.Join(bin, "ward-agent"), "enroll",
 		"--controller", ctl, "--token-file", token, "--ca-file",
 		filepath.Join(data, "ca.pem"), "--state-dir", state, "--role", "collector"); err != nil {

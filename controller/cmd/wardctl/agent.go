@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -60,8 +61,49 @@ func (a *app) agentCommand() *cobra.Command {
 		},
 	}
 	revoke.Flags().StringVar(&reason, "reason", "", "why, for the record")
-	cmd.AddCommand(list, show, revoke)
+	cmd.AddCommand(list, show, revoke, a.agentRolesCommand())
 	return cmd
+}
+
+// agentRolesCommand shows or sets the roles an agent may take.
+func (a *app) agentRolesCommand() *cobra.Command {
+	var set []string
+	roles := &cobra.Command{
+		Use:   "roles ID [--set host,collector]",
+		Short: "Show or set the roles an agent may take (its Hello may list only these)",
+		Long: "Show the roles an agent may take, or replace them with --set. Agents " +
+			"enrolled before tokens carried roles are host-only; allow an existing " +
+			"collector with --set host,collector. Its open stream is closed, so that it " +
+			"reconnects under the new roles.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.call(func(ctx context.Context, c wardv1.AdminServiceClient) error {
+				var ag *wardv1.Agent
+				if cmd.Flags().Changed("set") {
+					resp, err := c.SetAgentRoles(ctx, &wardv1.SetAgentRolesRequest{
+						Id: args[0], Roles: set})
+					if err != nil {
+						return err
+					}
+					ag = resp.Agent
+				} else {
+					resp, err := c.GetAgent(ctx, &wardv1.GetAgentRequest{Id: args[0]})
+					if err != nil {
+						return err
+					}
+					ag = resp.Agent
+				}
+				if a.output == "json" {
+					return a.printJSON(ag)
+				}
+				_, err := fmt.Fprintln(a.stdout, roleList(ag.Roles))
+				return err
+			})
+		},
+	}
+	roles.Flags().StringSliceVar(&set, "set", nil,
+		"roles to allow: host, collector (comma-separated; host is always included)")
+	return roles
 }
 
 func (a *app) agentTable(as []*wardv1.Agent) error {
@@ -72,10 +114,10 @@ func (a *app) agentTable(as []*wardv1.Agent) error {
 			state = "revoked"
 		}
 		rows = append(rows, []string{ag.Id, ag.Tenant, orDash(ag.Hostname), state,
-			when(ag.LastSeen), when(ag.CertExpires)})
+			when(ag.LastSeen), when(ag.CertExpires), roleList(ag.Roles)})
 	}
-	return a.table([]string{"ID", "TENANT", "HOSTNAME", "ONLINE", "LAST SEEN", "CERT EXPIRES"},
-		rows)
+	return a.table([]string{"ID", "TENANT", "HOSTNAME", "ONLINE", "LAST SEEN", "CERT EXPIRES",
+		"ROLES"}, rows)
 }
 
 // printAgent prints one agent as JSON or as "field: value" lines.
@@ -95,7 +137,8 @@ func (a *app) printAgent(ag *wardv1.Agent) error {
 		{"kernel:", orDash(h.GetKernel())}, {"arch:", orDash(h.GetArch())},
 		{"addresses:", orDash(strings.Join(h.GetAddresses(), ", "))},
 		{"agent version:", orDash(h.GetAgentVersion())},
-		{"roles:", orDash(strings.Join(h.GetRoles(), ", "))},
+		{"roles:", roleList(ag.Roles)},
+		{"hello roles:", orDash(strings.Join(h.GetRoles(), ","))},
 	}
 	w := a.stdout
 	for _, r := range rows {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,14 +21,15 @@ func (a *app) tokenCommand() *cobra.Command {
 		tenant, cidr string
 		ttl          time.Duration
 		uses, tier   uint32
+		roles        []string
 	)
 	create := &cobra.Command{
-		Use:   "create --tenant T",
+		Use:   "create --tenant T [--role host|collector ...]",
 		Short: "Issue a one-time enrollment token; prints the secret alone",
 		Args:  cobra.NoArgs,
 		RunE: func(_ *cobra.Command, _ []string) error {
 			req := &wardv1.CreateTokenRequest{Tenant: tenant, Ttl: durationpb.New(ttl),
-				Uses: uses, Cidr: cidr, Tier: tier}
+				Uses: uses, Cidr: cidr, Tier: tier, Roles: roles}
 			return a.call(func(ctx context.Context, c wardv1.AdminServiceClient) error {
 				resp, err := c.CreateToken(ctx, req)
 				if err != nil {
@@ -47,6 +49,8 @@ func (a *app) tokenCommand() *cobra.Command {
 	f.Uint32Var(&uses, "uses", 1, "number of enrollments, at most 1000")
 	f.StringVar(&cidr, "cidr", "", "network enrollments must come from")
 	f.Uint32Var(&tier, "tier", 1, "tier of enrolled agents (1 to 3)")
+	f.StringSliceVar(&roles, "role", []string{"host"}, "roles enrolled agents may take: "+
+		"host, collector (repeat or comma-separate; host is always included)")
 	create.MarkFlagRequired("tenant")
 
 	var listTenant string
@@ -91,8 +95,18 @@ func (a *app) printTokens(ts []*wardv1.Token, single bool) error {
 	for _, t := range ts {
 		rows = append(rows, []string{t.Id, t.Tenant, when(t.ExpiresAt),
 			strconv.FormatUint(uint64(t.UsesLeft), 10), orDash(t.Cidr),
-			strconv.FormatUint(uint64(t.Tier), 10), yesNo(t.Revoked), orDash(t.CreatedBy)})
+			strconv.FormatUint(uint64(t.Tier), 10), roleList(t.Roles), yesNo(t.Revoked),
+			orDash(t.CreatedBy)})
 	}
-	return a.table([]string{"ID", "TENANT", "EXPIRES", "USES LEFT", "CIDR", "TIER", "REVOKED",
-		"CREATED BY"}, rows)
+	return a.table([]string{"ID", "TENANT", "EXPIRES", "USES LEFT", "CIDR", "TIER", "ROLES",
+		"REVOKED", "CREATED BY"}, rows)
+}
+
+// roleList shows agent roles as a comma list; none (a token made before tokens carried
+// roles) shows as host, which is what its agents get.
+func roleList(roles []string) string {
+	if len(roles) == 0 {
+		return "host"
+	}
+	return strings.Join(roles, ",")
 }

@@ -31,9 +31,13 @@ import (
 )
 
 // StreamCloser closes an agent's open stream, if it has one. The agent stream registry
-// implements it; CloseAgent must be safe for concurrent use and must not block for long.
+// implements it; its methods must be safe for concurrent use and must not block for long.
 type StreamCloser interface {
+	// CloseAgent ends the stream of a revoked agent.
 	CloseAgent(agentID string)
+	// ResetAgent ends the stream of an agent whose roles changed; the agent reconnects and
+	// its next Hello is checked against the new roles.
+	ResetAgent(agentID string)
 }
 
 // Config configures a Server.
@@ -94,6 +98,7 @@ func New(cfg Config) *Server {
 type noStreams struct{}
 
 func (noStreams) CloseAgent(string) {}
+func (noStreams) ResetAgent(string) {}
 
 // scope is what the calling operator may see and change.
 type scope struct {

@@ -490,6 +490,16 @@ func TestMalformedInput(t *testing.T) {
 			_, err := w.admin.RevokeToken(ctx, &wardv1.RevokeTokenRequest{Id: "ghost"})
 			return err
 		}, codes.NotFound, "ghost"},
+		{"token with an unknown role", func() error {
+			_, err := w.admin.CreateToken(ctx, &wardv1.CreateTokenRequest{Tenant: "clinic-a",
+				Roles: []string{"host", "scanner"}})
+			return err
+		}, codes.InvalidArgument, `"scanner"`},
+		{"agent given an unknown role", func() error {
+			_, err := w.admin.SetAgentRoles(ctx, &wardv1.SetAgentRolesRequest{Id: "agent-a",
+				Roles: []string{"root"}})
+			return err
+		}, codes.InvalidArgument, `"root"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package adminapi
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"github.com/wardsec/ward/controller/internal/evidence"
 	"github.com/wardsec/ward/controller/internal/store"
@@ -107,4 +108,53 @@ func (s *Server) findAgent(ctx context.Context, sc scope, id string) (store.Agen
 		return store.Agent{}, s.internal(ctx, "get agent", err)
 	}
 	return a, nil
+}
+
+// SetAgentRoles replaces the roles the agent may take, records the change and, when the
+// roles changed, ends the agent's open stream so that its next Hello is checked against
+// them. Admin; technician within its tenants.
+//
+// Known limitation: only this controller's stream of the agent is ended. A stream open on
+// another replica keeps its roles until the agent reconnects (the revocation scan reads
+// only the revocation index).
+func (s *Server) SetAgentRoles(ctx context.Context, req *wardv1.SetAgentRolesRequest) (
+	*wardv1.SetAgentRolesResponse, error) {
+	sc, err := callerScope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a, err := s.findAgent(ctx, sc, req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	if err := sc.requireWrite(a.Tenant); err != nil {
+		return nil, err
+	}
+	roles, err := store.NormalizeAgentRoles(req.GetRoles())
+	if err != nil {
+		return nil, invalid("roles", err.Error())
+	}
+
+	var from []string
+	a, err = s.store.UpdateAgent(ctx, a.ID, func(a *store.Agent) error {
+		from = a.AllowedRoles()
+		a.Roles = roles
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, notFound("agent", req.GetId())
+	}
+	if err != nil {
+		return nil, s.internal(ctx, "set agent roles", err)
+	}
+	if err := s.record(ctx, sc, a.Tenant, evidence.TypeAgentRolesSet, a.ID,
+		map[string]any{"from": from, "to": roles, "hostname": a.Host.Hostname}); err != nil {
+		return nil, err
+	}
+	if !slices.Equal(from, roles) {
+		s.streams.ResetAgent(a.ID)
+	}
+	s.log.Info("agent roles set", logkey.Agent, a.ID, logkey.Tenant, a.Tenant,
+		logkey.Operator, sc.name(), logkey.Roles, roles, "from", from)
+	return &wardv1.SetAgentRolesResponse{Agent: agentProto(a)}, nil
 }

@@ -25,7 +25,7 @@ func tenantProto(t store.Tenant) *wardv1.Tenant {
 func tokenProto(t store.Token) *wardv1.Token {
 	p := &wardv1.Token{Id: t.ID, Tenant: t.Tenant, ExpiresAt: ts(t.ExpiresAt),
 		UsesLeft: t.UsesLeft, Tier: t.Tier, CreatedAt: ts(t.CreatedAt),
-		CreatedBy: t.CreatedBy, Revoked: t.Revoked}
+		CreatedBy: t.CreatedBy, Revoked: t.Revoked, Roles: t.Roles}
 	if t.CIDR.IsValid() {
 		p.Cidr = t.CIDR.String()
 	}
@@ -57,6 +57,7 @@ func agentProto(a store.Agent) *wardv1.Agent {
 		AckedSeq: a.AckedSeq,
 		Tier:     a.Tier,
 		TokenId:  a.TokenID,
+		Roles:    a.AllowedRoles(),
 	}
 }
 

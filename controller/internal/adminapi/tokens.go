@@ -57,11 +57,11 @@ func (s *Server) CreateToken(ctx context.Context, req *wardv1.CreateTokenRequest
 	}
 	if err := s.record(ctx, sc, tok.Tenant, evidence.TypeTokenCreated, tok.ID,
 		map[string]any{"expires_at": tok.ExpiresAt, "uses": tok.UsesLeft,
-			"cidr": cidrText(tok), "tier": tok.Tier}); err != nil {
+			"cidr": cidrText(tok), "tier": tok.Tier, "roles": tok.Roles}); err != nil {
 		return nil, err
 	}
 	s.log.Info("token created", logkey.TokenID, tok.ID, logkey.Tenant, tok.Tenant,
-		logkey.Operator, sc.name(), logkey.Count, tok.UsesLeft)
+		logkey.Operator, sc.name(), logkey.Count, tok.UsesLeft, logkey.Roles, tok.Roles)
 	return &wardv1.CreateTokenResponse{Secret: secret, Token: tokenProto(tok)}, nil
 }
 
@@ -99,8 +99,12 @@ func tokenFromRequest(req *wardv1.CreateTokenRequest, now time.Time) (store.Toke
 		}
 		cidr = p.Masked()
 	}
+	roles, err := store.NormalizeAgentRoles(req.GetRoles())
+	if err != nil {
+		return store.Token{}, invalid("roles", err.Error())
+	}
 	return store.Token{Tenant: req.GetTenant(), ExpiresAt: now.Add(ttl), UsesLeft: uses,
-		CIDR: cidr, Tier: tier, CreatedAt: now}, nil
+		CIDR: cidr, Tier: tier, CreatedAt: now, Roles: roles}, nil
 }
 
 // issue draws the token's id and secret, stores the token with the secret's hash, and

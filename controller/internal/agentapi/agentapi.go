@@ -255,3 +255,13 @@ func peerCertificate(ctx context.Context) *x509.Certificate {
 	}
 	return info.State.VerifiedChains[0][0]
 }
+
+// ResetAgent ends the agent's open stream, if any, with Aborted: its roles changed, and
+// its next Hello is checked against the new ones. It implements adminapi.StreamCloser.
+func (s *Server) ResetAgent(agentID string) {
+	if s.sessions.close(agentID, errRolesChanged) {
+		s.cfg.Metrics.StreamClosed("roles_changed")
+		s.log.Info("agent stream closed", logkey.Agent, agentID, logkey.Reason,
+			"roles changed")
+	}
+}

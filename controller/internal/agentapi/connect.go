@@ -21,12 +21,39 @@ import (
 	wardv1 "github.com/wardsec/ward/proto/ward/v1"
 )
 
-// CollectorRole is the role a collector's Hello lists; only a collector may send device
-// poll reports.
-const CollectorRole = "collector"
+// CollectorRole is the role a collector's Hello lists. Only an agent allowed it
+// (store.Agent.AllowedRoles) may list it, and only a session with it may send discovery
+// reports, device poll reports and witness signatures.
+const CollectorRole = store.AgentRoleCollector
 
-// errPermission marks a message that names another agent or tenant.
+// connectMethod names Connect in authorisation metrics.
+const connectMethod = "/ward.v1.AgentService/Connect"
+
+// errPermission marks a message that names another agent or tenant, or that only a
+// collector may send.
 var errPermission = errors.New("message names another agent or tenant")
+
+// roleError is a Hello listing a role the agent is not allowed.
+type roleError struct{ role string }
+
+func (e *roleError) Error() string {
+	return fmt.Sprintf("role %q not allowed for this agent", e.role)
+}
+
+// sessionRoles returns the roles a Hello lists, without duplicates, or a *roleError for
+// the first one not in allowed.
+func sessionRoles(claimed, allowed []string) ([]string, error) {
+	var roles []string
+	for _, r := range claimed {
+		if !slices.Contains(allowed, r) {
+			return nil, &roleError{role: r}
+		}
+		if !slices.Contains(roles, r) {
+			roles = append(roles, r)
+		}
+	}
+	return roles, nil
+}
 
 // Connect implements AgentService.Connect.
 //
@@ -42,7 +69,8 @@ func (s *Server) Connect(stream wardv1.AgentService_ConnectServer) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.enrolledAgent(ctx, caller); err != nil {
+	agent, err := s.enrolledAgent(ctx, caller)
+	if err != nil {
 		return err
 	}
 
@@ -54,6 +82,7 @@ func (s *Server) Connect(stream wardv1.AgentService_ConnectServer) error {
 		cancel:  cancel,
 		limiter: s.sessions.limiter(caller.Name, s.cfg.MessageRate, s.cfg.MessageBurst),
 		stream:  stream,
+		allowed: agent.AllowedRoles(),
 	}
 
 	if !s.sessions.startWorker() {
@@ -141,6 +170,8 @@ func (s *Server) endStatus(sctx context.Context, caller identity.ID) error {
 		return status.Error(codes.DeadlineExceeded, "no hello in time")
 	case errors.Is(cause, errShutdown):
 		return status.Error(codes.Unavailable, "controller shutting down")
+	case errors.Is(cause, errRolesChanged):
+		return status.Error(codes.Aborted, "agent roles changed: reconnect")
 	}
 	return status.FromContextError(cause).Err()
 }
@@ -168,7 +199,12 @@ func (s *Server) serve(ctx context.Context, caller identity.ID, sess *session,
 		host = &facts
 	}
 
-	sess.collector = slices.Contains(hello.GetHello().GetHost().GetRoles(), CollectorRole)
+	// Nothing is stored before the roles are checked: a refused Hello leaves no trace.
+	roles, err := sessionRoles(hello.GetHello().GetHost().GetRoles(), sess.allowed)
+	if err != nil {
+		return s.refuse(caller, err)
+	}
+	sess.roles, sess.collector = roles, slices.Contains(roles, CollectorRole)
 	s.sessions.add(sess)
 	defer s.sessions.remove(sess)
 	defer sess.end()
@@ -188,7 +224,8 @@ func (s *Server) serve(ctx context.Context, caller identity.ID, sess *session,
 	sess.markReady(s.sessions)
 	if s.cfg.Observer != nil {
 		octx, cancel := s.observerContext(ctx)
-		s.cfg.Observer.Connected(octx, caller.Tenant, caller.Name, hello.GetHello())
+		s.cfg.Observer.Connected(octx, caller.Tenant, caller.Name, sess.roles,
+			hello.GetHello())
 		cancel()
 	}
 
@@ -321,7 +358,9 @@ func (s *Server) recvHello(stream wardv1.AgentService_ConnectServer, sess *sessi
 }
 
 // welcome records the new connection (host facts, last seen, online) and sends the
-// Welcome. It returns the agent's acknowledged sequence number.
+// Welcome. It returns the agent's acknowledged sequence number. The session's roles are
+// checked again in the same transaction: an operator who narrowed them after the stream
+// opened, before its session was registered to be reset, is not outrun.
 func (s *Server) welcome(ctx context.Context, sess *session, caller identity.ID,
 	host *store.HostFacts) (uint64, error) {
 	now := s.clock()
@@ -329,6 +368,9 @@ func (s *Server) welcome(ctx context.Context, sess *session, caller identity.ID,
 	a, err := s.cfg.Store.UpdateAgent(ctx, caller.Name, func(a *store.Agent) error {
 		if a.Revoked {
 			return errRevoked
+		}
+		if _, err := sessionRoles(sess.roles, a.AllowedRoles()); err != nil {
+			return err
 		}
 		wasOnline = a.Online
 		if host != nil {
@@ -338,8 +380,12 @@ func (s *Server) welcome(ctx context.Context, sess *session, caller identity.ID,
 		a.Online = true
 		return nil
 	})
-	if errors.Is(err, errRevoked) {
+	var re *roleError
+	switch {
+	case errors.Is(err, errRevoked):
 		return 0, status.Error(codes.PermissionDenied, "agent revoked")
+	case errors.As(err, &re):
+		return 0, s.refuse(caller, err)
 	}
 	if err != nil {
 		s.log.Error("record agent connection", logkey.Agent, caller.Name, logkey.Error, err)
@@ -430,6 +476,15 @@ func (s *Server) checkOwnership(ctx context.Context, caller identity.ID, sess *s
 			return fmt.Errorf("%w: witness signature for tenant %q", errPermission,
 				b.WitnessSignature.GetTenant())
 		}
+		if !sess.collector {
+			return fmt.Errorf("%w: witness signature from an agent that is not a collector",
+				errPermission)
+		}
+	case *wardv1.ConnectRequest_DiscoveryReport:
+		if !sess.collector {
+			return fmt.Errorf("%w: discovery report from an agent that is not a collector",
+				errPermission)
+		}
 	case *wardv1.ConnectRequest_DevicePollReport:
 		if b.DevicePollReport.GetTenant() != caller.Tenant {
 			return fmt.Errorf("%w: device polls for tenant %q", errPermission,
@@ -479,8 +534,15 @@ func (e *storeError) Unwrap() error { return e.err }
 // the agent sees. Transport errors (the stream already broke) pass through unlogged.
 func (s *Server) refuse(caller identity.ID, err error) error {
 	var se *storeError
+	var re *roleError
 	attrs := []any{logkey.Agent, caller.Name, logkey.Tenant, caller.Tenant, logkey.Error, err}
 	switch {
+	case errors.As(err, &re):
+		s.cfg.Metrics.StreamClosed("role")
+		s.cfg.Metrics.AuthzDenied(connectMethod, "role not allowed")
+		s.log.Warn("agent hello refused", append(attrs, logkey.Reason, "role",
+			logkey.Roles, re.role)...)
+		return status.Error(codes.PermissionDenied, re.Error())
 	case errors.Is(err, errInvalid):
 		s.cfg.Metrics.StreamClosed("invalid")
 		s.log.Warn("agent message refused", append(attrs, logkey.Reason, "invalid")...)

@@ -230,9 +230,9 @@ func TestMalformedMessages(t *testing.T) {
 
 func TestWitnessForOwnTenantIsStored(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	a := e.enrollAgent("a1", "clinic-a")
+	a := e.enrollAgentAs("a1", "clinic-a", "host", "collector")
 	s := a.connect(t)
-	s.hello()
+	s.helloAs("host", "collector")
 	s.send(&wardv1.ConnectRequest{Seq: 1, Body: &wardv1.ConnectRequest_WitnessSignature{
 		WitnessSignature: &wardv1.WitnessSignature{Tenant: "clinic-a", Size: 3}}})
 	if got := s.ack(); got != 1 {

@@ -166,8 +166,15 @@ type agent struct {
 	conn       *grpc.ClientConn
 }
 
-// enrollAgent creates an agent record and a 1h certificate for it, as enrollment would.
+// enrollAgent creates an agent record and a 1h certificate for it, as enrollment would,
+// without stored roles (as before tokens carried them: host-only).
 func (e *env) enrollAgent(id, tenant string) *agent {
+	e.t.Helper()
+	return e.enrollAgentAs(id, tenant)
+}
+
+// enrollAgentAs is enrollAgent with roles stored, as a token with them would.
+func (e *env) enrollAgentAs(id, tenant string, roles ...string) *agent {
 	t := e.t
 	t.Helper()
 	key, err := pki.NewKey()
@@ -184,7 +191,7 @@ func (e *env) enrollAgent(id, tenant string) *agent {
 	}
 	err = e.store.CreateAgent(context.Background(), store.Agent{
 		ID: id, Tenant: tenant, EnrolledAt: time.Now(),
-		CertSerial: leaf.SerialNumber.Text(16), CertExpires: leaf.NotAfter,
+		CertSerial: leaf.SerialNumber.Text(16), CertExpires: leaf.NotAfter, Roles: roles,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -229,12 +236,16 @@ func (a *agent) connect(t *testing.T) *stream {
 	return &stream{t: t, s: s, cancel: cancel}
 }
 
-// hello sends a Hello and returns the Welcome.
+// hello sends a Hello listing the host role and returns the Welcome.
 func (s *stream) hello() *wardv1.Welcome {
 	s.t.Helper()
-	s.send(&wardv1.ConnectRequest{Body: &wardv1.ConnectRequest_Hello{Hello: &wardv1.Hello{
-		Host: &wardv1.HostFacts{Hostname: "srv-01", Os: "debian", Roles: []string{"host"}},
-	}}})
+	return s.helloAs("host")
+}
+
+// helloAs sends a Hello listing roles and returns the Welcome.
+func (s *stream) helloAs(roles ...string) *wardv1.Welcome {
+	s.t.Helper()
+	s.sendHello(roles...)
 	resp, err := s.recv()
 	if err != nil {
 		s.t.Fatalf("recv welcome: %v", err)
@@ -244,6 +255,14 @@ func (s *stream) hello() *wardv1.Welcome {
 		s.t.Fatalf("first response is %T, want a welcome", resp.GetBody())
 	}
 	return w
+}
+
+// sendHello sends a Hello listing roles.
+func (s *stream) sendHello(roles ...string) {
+	s.t.Helper()
+	s.send(&wardv1.ConnectRequest{Body: &wardv1.ConnectRequest_Hello{Hello: &wardv1.Hello{
+		Host: &wardv1.HostFacts{Hostname: "srv-01", Os: "debian", Roles: roles},
+	}}})
 }
 
 func (s *stream) send(m *wardv1.ConnectRequest) {

@@ -19,6 +19,9 @@ var (
 	// ErrPushQueueFull means the agent's stream has MaxQueuedPushes messages waiting
 	// already: it is not reading.
 	ErrPushQueueFull = errors.New("agentapi: push queue full")
+	// ErrNotCollector means the message is for collectors (a site configuration, a
+	// checkpoint to witness) and the agent's session does not have the collector role.
+	ErrNotCollector = errors.New("agentapi: agent session is not a collector")
 )
 
 // Observer learns what happens on agent streams, for example to run remediation. Its
@@ -26,9 +29,13 @@ var (
 // that outlives the stream by a bounded time. They must handle their own errors and should
 // not block for long: the stream reads its next message only when they return.
 type Observer interface {
-	// Connected is called once the agent has its Welcome: Send works from now on. hello
-	// is the session's Hello (spool state, baseline version); it must not be modified.
-	Connected(ctx context.Context, tenant, agentID string, hello *wardv1.Hello)
+	// Connected is called once the agent has its Welcome: Send works from now on. roles
+	// are the session's roles: those its Hello listed, each one allowed the agent by an
+	// operator (store.Agent.AllowedRoles); whether the agent is a collector is decided
+	// from roles, never from hello. hello is the session's Hello (spool state, baseline
+	// version). Neither may be modified.
+	Connected(ctx context.Context, tenant, agentID string, roles []string,
+		hello *wardv1.Hello)
 	// Committed is called after a new (not duplicate) message is durably stored and
 	// acknowledged. m must not be modified.
 	Committed(ctx context.Context, tenant, agentID string, m *wardv1.ConnectRequest)
@@ -44,18 +51,33 @@ type Processor interface {
 	Process(ctx context.Context, tenant, agentID string, m *wardv1.ConnectRequest) error
 }
 
-// Send queues m (a command, baseline update, checkpoint or renewal request) for the
-// agent's open stream and returns at once; the stream writes it after its Welcome, in
-// order of Send calls. It returns an error wrapping ErrNotConnected when the agent has no
-// stream here, or ErrPushQueueFull when too much is waiting. A queued message is lost if
-// the stream ends first; callers that need delivery keep it (stored commands are resent
-// on the next Connected). m must not be modified after Send. Safe for concurrent use.
+// Send queues m (a command, baseline update, checkpoint, site configuration or renewal
+// request) for the agent's open stream and returns at once; the stream writes it after
+// its Welcome, in order of Send calls. It returns an error wrapping ErrNotConnected when
+// the agent has no stream here, ErrPushQueueFull when too much is waiting, or
+// ErrNotCollector for a site configuration or checkpoint to a session without the
+// collector role (whatever the caller believes the agent to be). A queued message is lost
+// if the stream ends first; callers that need delivery keep it (stored commands are
+// resent on the next Connected). m must not be modified after Send. Safe for concurrent
+// use.
 func (s *Server) Send(agentID string, m *wardv1.ConnectResponse) error {
 	sess := s.sessions.get(agentID)
 	if sess == nil {
 		return fmt.Errorf("send to %s: %w", agentID, ErrNotConnected)
 	}
+	if forCollectors(m) && !sess.collector {
+		return fmt.Errorf("send to %s: %w", agentID, ErrNotCollector)
+	}
 	return sess.push(m, s.sessions)
+}
+
+// forCollectors reports whether m may go only to a session with the collector role.
+func forCollectors(m *wardv1.ConnectResponse) bool {
+	switch m.GetBody().(type) {
+	case *wardv1.ConnectResponse_SiteConfig, *wardv1.ConnectResponse_Checkpoint:
+		return true
+	}
+	return false
 }
 
 // push queues m and starts the session's writer if it is ready and idle.

@@ -16,11 +16,12 @@ type recorder struct {
 
 	mu        sync.Mutex
 	connected []string
+	roles     [][]string // the roles of each Connected
 	committed []uint64
 	sendErr   error
 }
 
-func (r *recorder) Connected(ctx context.Context, tenant, agentID string,
+func (r *recorder) Connected(ctx context.Context, tenant, agentID string, roles []string,
 	hello *wardv1.Hello) {
 	if hello == nil {
 		panic("Connected without the hello")
@@ -30,6 +31,7 @@ func (r *recorder) Connected(ctx context.Context, tenant, agentID string,
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.connected = append(r.connected, tenant+"/"+agentID)
+	r.roles = append(r.roles, roles)
 	r.sendErr = err
 }
 

@@ -15,6 +15,8 @@ var (
 	errReplaced = errors.New("agentapi: replaced by a newer stream of the same agent")
 	errRevoked  = errors.New("agentapi: agent revoked")
 	errShutdown = errors.New("agentapi: controller shutting down")
+	// errRolesChanged: an operator changed the agent's roles.
+	errRolesChanged = errors.New("agentapi: agent roles changed")
 )
 
 // session is one open Connect stream.
@@ -24,8 +26,11 @@ type session struct {
 	cancel  context.CancelCauseFunc // ends the stream with its cause
 	limiter *rate.Limiter           // the agent's message rate, shared with its other sessions
 	stream  wardv1.AgentService_ConnectServer
-	// collector is set from the Hello, before the session's first message is handled:
-	// the agent runs the collector role.
+	allowed []string // the roles stored with the agent when the stream opened
+	// roles are the roles accepted at the Hello (listed by it and allowed the agent),
+	// set before the session's first message is handled; collector is whether they
+	// include store.AgentRoleCollector.
+	roles     []string
 	collector bool
 
 	sendMu sync.Mutex // serialises stream.Send between the stream's worker and its writer

@@ -130,7 +130,8 @@ func newEnv(t *testing.T) *env {
 	if err := st.CreateTenant(ctx, store.Tenant{ID: "t1"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.CreateAgent(ctx, store.Agent{ID: "c1", Tenant: "t1"}); err != nil {
+	if err := st.CreateAgent(ctx, store.Agent{ID: "c1", Tenant: "t1",
+		Roles: []string{store.AgentRoleHost, store.AgentRoleCollector}}); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
@@ -150,7 +151,8 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	e.engine, err = remediation.New(remediation.Config{Store: st, Catalog: noRunbooks{},
-		Signer: e.key, Sender: e.streams, Log: log, Clock: e.clock})
+		Signer: e.key, Sender: e.streams, Log: log, Clock: e.clock,
+		CollectorOwners: []string{Owner}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,9 +230,18 @@ func TestAutoEnrollmentSendsASignedBootstrapCommand(t *testing.T) {
 		t.Fatal("sent to a collector that is not connected")
 	}
 
-	// The collector connects: the stored command goes out, signed.
+	// The collector connects, but without the collector role: nothing goes out.
 	e.streams.connect("c1")
-	if err := e.engine.AgentConnected(ctx, "t1", "c1"); err != nil {
+	if err := e.engine.AgentConnected(ctx, "t1", "c1", []string{"host"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.streams.commands()); n != 0 {
+		t.Fatalf("sent %d bootstrap commands to a session without the collector role", n)
+	}
+
+	// As a collector: the stored command goes out, signed.
+	if err := e.engine.AgentConnected(ctx, "t1", "c1",
+		[]string{"host", "collector"}); err != nil {
 		t.Fatal(err)
 	}
 	sent := e.streams.commands()

@@ -205,6 +205,7 @@ func (s *Server) enroll(ctx context.Context, req *wardv1.EnrollRequest, src neti
 		EnrolledAt:  now,
 		CertSerial:  leaf.SerialNumber.Text(16),
 		CertExpires: leaf.NotAfter,
+		Roles:       tok.Roles, // fixed by the operator; the agent's claims are Host.Roles
 	}
 	if err := s.cfg.Store.CreateAgent(ctx, agent); err != nil {
 		return nil, fmt.Errorf("create agent (token %s): %w", tok.ID, err)
@@ -240,6 +241,7 @@ func (s *Server) record(ctx context.Context, a store.Agent, src netip.Addr) erro
 			"token_id": a.TokenID, "tier": a.Tier, "hostname": a.Host.Hostname,
 			"os": a.Host.OS, "os_version": a.Host.OSVersion, "machine_id": a.Host.MachineID,
 			"serial": a.CertSerial, "not_after": a.CertExpires, "source": src.String(),
+			"roles": a.AllowedRoles(),
 		},
 	})
 	if err != nil {

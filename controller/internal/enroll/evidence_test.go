@@ -3,6 +3,7 @@ package enroll
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/wardsec/ward/controller/internal/evidence"
+	"github.com/wardsec/ward/controller/internal/store"
 )
 
 // recorder keeps entries, or fails every Record when fail is set.
@@ -77,4 +79,40 @@ func formatAny(v any) string {
 		b.WriteString(" ")
 	}
 	return b.String()
+}
+
+// TestEnrollmentTakesTheTokensRoles stores the token's roles with the agent and names
+// them in the evidence; an agent of a token without roles (made
+// before tokens carried them) is host-only.
+func TestEnrollmentTakesTheTokensRoles(t *testing.T) {
+	tests := []struct {
+		name        string
+		tokenRoles  []string
+		wantStored  []string
+		wantAllowed []string
+	}{
+		{"host token", []string{"host"}, []string{"host"}, []string{"host"}},
+		{"collector token", []string{"host", "collector"}, []string{"host", "collector"},
+			[]string{"host", "collector"}},
+		{"token from before roles", nil, nil, []string{"host"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &recorder{}
+			e := newEnv(t, func(c *Config) { c.Evidence = rec })
+			e.token("tok1", "the-secret", func(tok *store.Token) { tok.Roles = tt.tokenRoles })
+
+			if _, err := e.enroll("the-secret", newCSR(t)); err != nil {
+				t.Fatal(err)
+			}
+			agents := e.agents()
+			if len(agents) != 1 || !slices.Equal(agents[0].Roles, tt.wantStored) {
+				t.Fatalf("stored agents = %+v, want roles %q", agents, tt.wantStored)
+			}
+			data, _ := rec.entries[0].Data.(map[string]any)
+			if got, _ := data["roles"].([]string); !slices.Equal(got, tt.wantAllowed) {
+				t.Errorf("evidence roles = %v, want %q", data["roles"], tt.wantAllowed)
+			}
+		})
+	}
 }

@@ -17,6 +17,7 @@ const (
 	TypeAgentEnrolled     = "agent.enrolled"     // subject: agent id; data: host, token id
 	TypeAgentRenewed      = "agent.renewed"      // subject: agent id; data: serial, expiry
 	TypeAgentRevoked      = "agent.revoked"      // subject: agent id; data: reason
+	TypeAgentRolesSet     = "agent.roles_set"    // subject: agent id; data: from, to
 	TypeEnrollmentRefused = "enrollment.refused" // subject: token id; data: reason
 
 	// Checks and incidents (the remediation loop).

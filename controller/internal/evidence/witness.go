@@ -22,7 +22,7 @@ import (
 )
 
 // WitnessRole is the agent role that witnesses its tenant's checkpoints.
-const WitnessRole = "collector"
+const WitnessRole = store.AgentRoleCollector
 
 // MaxProofLeaves bounds the leaf hashes of one checkpoint message (about 34 bytes each, so
 // well under the agent's 4 MiB receive limit). A larger step between two checkpoints is
@@ -105,11 +105,12 @@ func (w *Witnesses) SetSender(s Sender) {
 	w.senderMu.Unlock()
 }
 
-// Connected starts witnessing for a collector that has just connected: it learns the
-// newest checkpoint the collector countersigned and sends the next one.
-func (w *Witnesses) Connected(ctx context.Context, tenant, agentID string,
-	hello *wardv1.Hello) {
-	if !slices.Contains(hello.GetHost().GetRoles(), WitnessRole) {
+// Connected starts witnessing for a collector that has just connected (a session whose
+// roles include WitnessRole): it learns the newest checkpoint the collector countersigned
+// and sends the next one. Another agent is not, or no longer, a witness.
+func (w *Witnesses) Connected(ctx context.Context, tenant, agentID string, roles []string,
+	_ *wardv1.Hello) {
+	if !slices.Contains(roles, WitnessRole) {
 		w.mu.Lock()
 		delete(w.agents, agentID)
 		w.mu.Unlock()

@@ -114,6 +114,9 @@ func (c *collector) answer(t *testing.T, m *wardv1.ConnectResponse) *wardv1.Conn
 		Body: &wardv1.ConnectRequest_WitnessSignature{WitnessSignature: ws}}
 }
 
+// collectorRoles are the session roles of a collector.
+var collectorRoles = []string{"host", "collector"}
+
 func collectorHello() *wardv1.Hello {
 	return &wardv1.Hello{Host: &wardv1.HostFacts{Roles: []string{"host", "collector"}}}
 }
@@ -150,16 +153,16 @@ func TestWitnessesSendCheckpointsInOrderAndStoreCountersignatures(t *testing.T) 
 	record(10)
 	record(20) // two checkpoints before the collector connects
 
-	// A host agent is no witness.
-	w.Connected(ctx, "clinic", "host-1", &wardv1.Hello{Host: &wardv1.HostFacts{
-		Roles: []string{"host"}}})
+	// A host agent is no witness, whatever its Hello claims: only the session's roles
+	// count.
+	w.Connected(ctx, "clinic", "host-1", []string{"host"}, collectorHello())
 	if got := s.take("host-1"); len(got) != 0 {
 		t.Fatalf("host agent got %d checkpoints", len(got))
 	}
 
 	// A new collector starts at the newest checkpoint; then each new one follows with a
 	// proof from the last it countersigned.
-	w.Connected(ctx, "clinic", col.id, collectorHello())
+	w.Connected(ctx, "clinic", col.id, collectorRoles, collectorHello())
 	for round := 0; round < 3; round++ {
 		got := s.take(col.id)
 		if len(got) != 1 {
@@ -210,7 +213,7 @@ func TestWitnessesRefuseForgedOrForeignSignaturesAndRecordRefusals(t *testing.T)
 	}
 	col := newCollector(t, e.ca, policy.Public(), "clinic", "col-1")
 	other := newCollector(t, e.ca, policy.Public(), "other", "col-9")
-	w.Connected(ctx, "clinic", col.id, collectorHello())
+	w.Connected(ctx, "clinic", col.id, collectorRoles, collectorHello())
 	good := col.answer(t, s.take(col.id)[0]).GetWitnessSignature()
 	at := time.Now()
 

@@ -161,7 +161,7 @@ func TestPollsCaughtUpAfterAFailure(t *testing.T) {
 
 	hello := &wardv1.Hello{Host: &wardv1.HostFacts{Roles: []string{"collector"}}}
 	for range 2 {
-		Observer{Inventory: e.inv}.Connected(ctx, "t1", "c1", hello)
+		Observer{Inventory: e.inv}.Connected(ctx, "t1", "c1", []string{"collector"}, hello)
 	}
 	if h := e.device(t, id).Health; h.UptimeCentis != 3_000 || h.LastRestart.IsZero() {
 		t.Errorf("health after catching up = %+v, want the restart applied", h)

@@ -45,6 +45,7 @@ type Store interface {
 	ListMessages(ctx context.Context, tenant, agent string, after uint64, limit int) (
 		[]store.Message, error)
 	CreateToken(ctx context.Context, t store.Token) error
+	GetAgent(ctx context.Context, id string) (store.Agent, error)
 }
 
 // BootstrapRequest asks a tenant's collector to install an agent on a device.
@@ -259,6 +260,9 @@ func (inv *Inventory) maybeBootstrap(ctx context.Context, d store.Device) store.
 		return inv.transition(ctx, d, store.DeviceFailed, controllerActor,
 			"bootstrap: no address or collector known for the device")
 	}
+	if why := inv.notCollector(ctx, d); why != "" {
+		return inv.transition(ctx, d, store.DeviceFailed, controllerActor, "bootstrap: "+why)
+	}
 
 	tokenID, token, err := inv.mintToken(ctx, d, d.Addresses[0])
 	if err == nil {
@@ -279,6 +283,24 @@ func (inv *Inventory) maybeBootstrap(ctx context.Context, d store.Device) store.
 	}
 	return inv.transition(ctx, d, store.DeviceEnrolling, controllerActor,
 		"the collector "+d.Collector+" is installing the agent")
+}
+
+// notCollector says why the agent that reported d may not be asked to bootstrap it (it is
+// gone, revoked, of another tenant or not allowed the collector role by an operator), or
+// returns "" when it may. The roles are the stored ones, never what the agent claimed.
+func (inv *Inventory) notCollector(ctx context.Context, d store.Device) string {
+	a, err := inv.st.GetAgent(ctx, d.Collector)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return "the collector " + d.Collector + " is not enrolled"
+	case err != nil:
+		return "look up the collector " + d.Collector + ": " + err.Error()
+	case a.Revoked || a.Tenant != d.Tenant:
+		return "the collector " + d.Collector + " is revoked"
+	case !a.MayTake(store.AgentRoleCollector):
+		return "the agent " + d.Collector + " is not allowed the collector role"
+	}
+	return ""
 }
 
 // transition stores a state change of d unless the device changed state meanwhile.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -87,7 +88,8 @@ func newEnv(t *testing.T, boot Bootstrapper) *env {
 	if err := st.CreateTenant(ctx, store.Tenant{ID: "t1"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.CreateAgent(ctx, store.Agent{ID: "c1", Tenant: "t1"}); err != nil {
+	if err := st.CreateAgent(ctx, store.Agent{ID: "c1", Tenant: "t1",
+		Roles: []string{store.AgentRoleHost, store.AgentRoleCollector}}); err != nil {
 		t.Fatal(err)
 	}
 	rec := &records{}
@@ -274,7 +276,7 @@ func TestApproveBootstrapEnrollAndExclude(t *testing.T) {
 	}
 
 	obs := Observer{Inventory: e.inv}
-	obs.Connected(ctx, "t1", "agent-pacs", &wardv1.Hello{Host: &wardv1.HostFacts{
+	obs.Connected(ctx, "t1", "agent-pacs", nil, &wardv1.Hello{Host: &wardv1.HostFacts{
 		Addresses: []string{"10.0.0.20/24"}}})
 	if d := e.device(t, id); d.State != store.DeviceEnrolled || d.AgentID != "agent-pacs" {
 		t.Errorf("after the agent connected: %s %q", d.State, d.AgentID)
@@ -368,8 +370,8 @@ func TestObserverReadsStoredReportsOnce(t *testing.T) {
 
 	obs := Observer{Inventory: e.inv}
 	hello := &wardv1.Hello{Host: &wardv1.HostFacts{Roles: []string{"collector"}}}
-	obs.Connected(ctx, "t1", "c1", hello)
-	obs.Connected(ctx, "t1", "c1", hello)
+	obs.Connected(ctx, "t1", "c1", []string{"collector"}, hello)
+	obs.Connected(ctx, "t1", "c1", []string{"collector"}, hello)
 
 	if n, _ := e.st.CountDevices(ctx, "t1"); n != 2 {
 		t.Errorf("%d devices, want 2", n)
@@ -576,5 +578,57 @@ func TestSysObjectIDAttribute(t *testing.T) {
 	if d.Type != string(classify.Firewall) || !strings.Contains(strings.Join(d.Reasons, ";"),
 		"1.3.6.1.4.1.12356.101.1.1 belongs to Fortinet") {
 		t.Errorf("%s: %v", d.Type, d.Reasons)
+	}
+}
+
+// TestBootstrapOnlyThroughAnAllowedCollector sends no bootstrap command, and mints no
+// token, through an agent that reported a device but may not take the collector role
+// now: enrolled before roles were stored (host-only), narrowed to host, or revoked.
+// Its bootstrap tokens are host-only when it may.
+func TestBootstrapOnlyThroughAnAllowedCollector(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*store.Agent)
+		want   store.DeviceState
+	}{
+		{"collector", func(*store.Agent) {}, store.DeviceEnrolling},
+		{"no stored roles", func(a *store.Agent) { a.Roles = nil }, store.DeviceFailed},
+		{"host only", func(a *store.Agent) { a.Roles = []string{"host"} }, store.DeviceFailed},
+		{"revoked", func(a *store.Agent) { a.Revoked = true }, store.DeviceFailed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			boot := &bootstraps{}
+			e := newEnv(t, boot)
+			ctx := context.Background()
+			if _, err := e.st.UpdateAgent(ctx, "c1", func(a *store.Agent) error {
+				tt.mutate(a)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			e.ingest(t, linuxServer) // auto-approved for an agent
+
+			d := e.device(t, "mac:00:14:22:3a:5b:11")
+			if d.State != tt.want {
+				t.Fatalf("device %s (%s), want %s", d.State, d.StateReason, tt.want)
+			}
+			toks, err := e.st.ListTokens(ctx, "t1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.want == store.DeviceFailed {
+				if len(boot.reqs) != 0 || len(toks) != 0 {
+					t.Errorf("%d bootstrap requests, %d tokens; want none", len(boot.reqs),
+						len(toks))
+				}
+				return
+			}
+			if len(boot.reqs) != 1 || len(toks) != 1 ||
+				!slices.Equal(toks[0].Roles, []string{"host"}) {
+				t.Errorf("bootstrap requests %+v, tokens %+v; want one, host-only", boot.reqs,
+					toks)
+			}
+		})
 	}
 }

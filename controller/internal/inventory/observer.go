@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/wardsec/ward/controller/internal/agentapi"
+	"github.com/wardsec/ward/controller/internal/store"
 	"github.com/wardsec/ward/pkg/logkey"
 	wardv1 "github.com/wardsec/ward/proto/ward/v1"
 )
@@ -28,15 +29,16 @@ type Observer struct {
 var _ agentapi.Observer = Observer{}
 
 // Connected links devices to an agent whose reported addresses they carry and, for a
-// collector, reads its stored discovery and device poll reports the inventory has not
-// taken yet.
-func (o Observer) Connected(ctx context.Context, tenant, agentID string, hello *wardv1.Hello) {
+// session with the collector role, reads its stored discovery and device poll reports
+// the inventory has not taken yet.
+func (o Observer) Connected(ctx context.Context, tenant, agentID string, roles []string,
+	hello *wardv1.Hello) {
 	inv := o.Inventory
-	host := hello.GetHost()
-	if err := inv.AgentConnected(ctx, tenant, agentID, bareAddresses(host.GetAddresses())); err != nil {
+	addrs := bareAddresses(hello.GetHost().GetAddresses())
+	if err := inv.AgentConnected(ctx, tenant, agentID, addrs); err != nil {
 		inv.log.Error("link devices to agent", logkey.Agent, agentID, logkey.Error, err)
 	}
-	if !slices.Contains(host.GetRoles(), "collector") {
+	if !slices.Contains(roles, store.AgentRoleCollector) {
 		return
 	}
 	if err := inv.CatchUp(ctx, tenant, agentID); err != nil {

@@ -37,7 +37,7 @@ func (inv *Inventory) mintToken(ctx context.Context, d store.Device, address str
 	now := inv.clock().UTC()
 	tok := store.Token{Tenant: d.Tenant, ExpiresAt: now.Add(BootstrapTokenTTL), UsesLeft: 1,
 		CIDR: netip.PrefixFrom(ip, ip.BitLen()), Tier: tier, CreatedAt: now,
-		CreatedBy: "inventory:" + d.ID}
+		CreatedBy: "inventory:" + d.ID, Roles: []string{store.AgentRoleHost}}
 	for range 3 {
 		id, secret := make([]byte, 5), make([]byte, 20)
 		rand.Read(id)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -184,11 +185,13 @@ func (e *Engine) send(ctx context.Context, c store.Command) {
 		logkey.Runbook, c.Runbook, logkey.Attempt, c.Sends+1)
 }
 
-// AgentConnected is called once an agent's stream is open: it resolves the agent's
-// offline incident, expires its overdue commands and (re)sends the others, oldest first.
-// A command that was already sent is sent again: the agent runs each id at most once,
-// and the first result the controller stores wins.
-func (e *Engine) AgentConnected(ctx context.Context, tenant, agentID string) error {
+// AgentConnected is called once an agent's stream is open, with the session's roles
+// (agentapi.Observer): it resolves the agent's offline incident, expires its overdue
+// commands and (re)sends the others, oldest first; those of Config.CollectorOwners only
+// when roles include the collector role. A command that was already sent is sent again:
+// the agent runs each id at most once, and the first result the controller stores wins.
+func (e *Engine) AgentConnected(ctx context.Context, tenant, agentID string,
+	roles []string) error {
 	inc, err := e.st.UnresolvedIncident(ctx, tenant, agentID, store.OfflineCheck)
 	if err == nil {
 		if err := e.resolve(ctx, inc, ControllerActor, "agent connected"); err != nil {
@@ -197,11 +200,14 @@ func (e *Engine) AgentConnected(ctx context.Context, tenant, agentID string) err
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("remediation: %w", err)
 	}
-	return e.resendCommands(ctx, tenant, agentID)
+	collector := slices.Contains(roles, store.AgentRoleCollector)
+	return e.resendCommands(ctx, tenant, agentID, collector)
 }
 
-// resendCommands expires the agent's overdue unfinished commands and sends the rest.
-func (e *Engine) resendCommands(ctx context.Context, tenant, agentID string) error {
+// resendCommands expires the agent's overdue unfinished commands and sends the rest, but
+// those of Config.CollectorOwners only to a collector.
+func (e *Engine) resendCommands(ctx context.Context, tenant, agentID string,
+	collector bool) error {
 	cmds, err := e.st.UnfinishedCommands(ctx, tenant, agentID)
 	if err != nil {
 		return fmt.Errorf("remediation: %w", err)
@@ -212,6 +218,11 @@ func (e *Engine) resendCommands(ctx context.Context, tenant, agentID string) err
 			if err := e.expire(ctx, c); err != nil {
 				return err
 			}
+			continue
+		}
+		if !collector && slices.Contains(e.cfg.CollectorOwners, c.Owner) {
+			e.log.Warn("command kept for a collector session", logkey.Agent, agentID,
+				logkey.Command, c.ID, "owner", c.Owner)
 			continue
 		}
 		e.send(ctx, c)

@@ -35,9 +35,9 @@ var (
 
 // Connected resends the agent's unfinished commands, records the baseline version its
 // Hello reports and offers it the current baseline when that differs.
-func (o Observer) Connected(ctx context.Context, tenant, agentID string,
+func (o Observer) Connected(ctx context.Context, tenant, agentID string, roles []string,
 	hello *wardv1.Hello) {
-	if err := o.Engine.AgentConnected(ctx, tenant, agentID); err != nil {
+	if err := o.Engine.AgentConnected(ctx, tenant, agentID, roles); err != nil {
 		o.Engine.log.Error("agent connected", logkey.Agent, agentID, logkey.Error, err)
 	}
 	if o.Baselines == nil {

@@ -186,6 +186,9 @@ type Config struct {
 	// OfflineAfter is how long an agent may be offline before an incident opens; default
 	// DefaultOfflineAfter.
 	OfflineAfter time.Duration
+	// CollectorOwners are the store.Command.Owner values whose commands (an SSH bootstrap)
+	// are resent only to a session with the collector role; others keep them for later.
+	CollectorOwners []string
 
 	Log   *slog.Logger     // required
 	Clock func() time.Time // nil: time.Now

@@ -496,7 +496,7 @@ func TestCommandsSurviveRestartAndAreResent(t *testing.T) {
 
 	h.restart()
 	h.send.connect("a1")
-	if err := h.engine.AgentConnected(context.Background(), "t1", "a1"); err != nil {
+	if err := h.engine.AgentConnected(context.Background(), "t1", "a1", nil); err != nil {
 		t.Fatal(err)
 	}
 	sent := h.send.commands("a1")
@@ -505,7 +505,7 @@ func TestCommandsSurviveRestartAndAreResent(t *testing.T) {
 	}
 
 	// Sent but no result: a reconnect sends it again; the first result wins.
-	h.engine.AgentConnected(context.Background(), "t1", "a1")
+	h.engine.AgentConnected(context.Background(), "t1", "a1", nil)
 	if n := len(h.send.commands("a1")); n != 2 {
 		t.Errorf("second reconnect: %d sends, want 2", n)
 	}
@@ -518,7 +518,7 @@ func TestCommandsSurviveRestartAndAreResent(t *testing.T) {
 	if st := h.incident("a1", "SSH-002").State; st != store.IncidentRemediating {
 		t.Errorf("incident %s after a replay refusal, want remediating", st)
 	}
-	h.engine.AgentConnected(context.Background(), "t1", "a1")
+	h.engine.AgentConnected(context.Background(), "t1", "a1", nil)
 	if n := len(h.send.commands("a1")); n != 2 {
 		t.Errorf("finished command sent again: %d sends", n)
 	}
@@ -553,7 +553,7 @@ func TestOfflineAgentIncident(t *testing.T) {
 	if len(all) != 1 || all[0].Agent != "a2" || all[0].State != store.IncidentEscalated {
 		t.Fatalf("offline incidents = %+v, want one escalated for a2", all)
 	}
-	if err := h.engine.AgentConnected(ctx, "t1", "a2"); err != nil {
+	if err := h.engine.AgentConnected(ctx, "t1", "a2", nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := h.incident("a2", store.OfflineCheck); got.State != store.IncidentResolved {

@@ -60,10 +60,10 @@ type observers []agentapi.Observer
 
 var _ agentapi.Observer = observers(nil)
 
-func (os observers) Connected(ctx context.Context, tenant, agentID string,
+func (os observers) Connected(ctx context.Context, tenant, agentID string, roles []string,
 	hello *wardv1.Hello) {
 	for _, o := range os {
-		o.Connected(ctx, tenant, agentID, hello)
+		o.Connected(ctx, tenant, agentID, roles, hello)
 	}
 }
 

@@ -11,8 +11,8 @@ import (
 // and finds the device, classified, through the InventoryService once it is acknowledged.
 func TestDiscoveryReportReachesTheInventory(t *testing.T) {
 	e := newEnv(t, nil)
-	a := e.enroll("clinic-a")
-	s, _ := e.connect(a)
+	a := e.enrollAs("clinic-a", "collector")
+	s := e.connectAs(a, "host", "collector")
 
 	report := &wardv1.ConnectRequest{Seq: 1, Body: &wardv1.ConnectRequest_DiscoveryReport{
 		DiscoveryReport: &wardv1.DiscoveryReport{ScanId: "scan-1", Subnet: "10.1.0.0/24",
@@ -21,13 +21,8 @@ func TestDiscoveryReportReachesTheInventory(t *testing.T) {
 				Addresses: []string{"10.1.0.40"}, Methods: []string{"nmap"},
 				Services: []*wardv1.DiscoveredService{{Port: 104, Protocol: "tcp",
 					Name: "dicom", Extra: "dicom: DICOM Service Provider discovered!"}}}}}}}
-	if err := s.Send(report); err != nil {
-		t.Fatal(err)
-	}
-	m, err := recvTimeout(s)
-	if err != nil || m.GetAck().GetUpToSeq() != 1 {
-		t.Fatalf("ack = %v, %v", m, err)
-	}
+	s.sendAck(report)
+	var err error
 
 	// The inventory reads a report once it is stored and acknowledged: wait for it.
 	inv := wardv1.NewInventoryServiceClient(e.dial(e.admin))

@@ -140,7 +140,7 @@ type pollEnv struct {
 
 func newPollEnv(t *testing.T) *pollEnv {
 	e := newEnv(t, nil)
-	col := e.enroll("clinic-a")
+	col := e.enrollAs("clinic-a", "collector")
 	inv := wardv1.NewInventoryServiceClient(e.dial(e.admin))
 	_, err := inv.SetSiteConfig(ctxT(t), &wardv1.SetSiteConfigRequest{Tenant: "clinic-a",
 		Config: &wardv1.SiteConfig{Subnets: []string{"10.20.0.0/24"},
@@ -332,7 +332,7 @@ func TestDevicePollsIgnoredOrRefused(t *testing.T) {
 
 	// The collector of another tenant polls clinic-a's switch, as its own tenant: its
 	// tenant has no such device to give it.
-	other := p.enroll("clinic-b")
+	other := p.enrollAs("clinic-b", "collector")
 	os := p.connectAs(other, "collector")
 	os.sendAck(pollReport(1, "clinic-b", unanswered(switchID, switchAddr, at)))
 	if h := p.device(switchID).GetHealth(); h != nil {

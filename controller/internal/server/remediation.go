@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/wardsec/ward/controller/internal/agentinstall"
 	"github.com/wardsec/ward/controller/internal/baselines"
 	"github.com/wardsec/ward/controller/internal/ca"
 	"github.com/wardsec/ward/controller/internal/escalation"
@@ -54,7 +55,8 @@ func (s *Server) buildRemediation(policy *ca.PolicyKey, hooks *remediation.Obser
 	}
 	p.engine, err = remediation.New(remediation.Config{Store: s.db, Catalog: p.baselines,
 		Signer: policy, Sender: send, Recorder: rec, Escalator: esc,
-		OfflineAfter: 10 * s.cfg.HeartbeatInterval, Log: s.log, Clock: s.cfg.Clock})
+		OfflineAfter: 10 * s.cfg.HeartbeatInterval, Log: s.log, Clock: s.cfg.Clock,
+		CollectorOwners: []string{agentinstall.Owner}})
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}

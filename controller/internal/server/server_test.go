@@ -165,6 +165,12 @@ type enrolled struct {
 
 // enroll creates the tenant if needed, a token through the admin API, and enrolls.
 func (e *env) enroll(tenant string) enrolled {
+	e.t.Helper()
+	return e.enrollAs(tenant)
+}
+
+// enrollAs is enroll with a token for roles (none: the default, host).
+func (e *env) enrollAs(tenant string, roles ...string) enrolled {
 	t := e.t
 	t.Helper()
 	admin := e.adminClient()
@@ -173,7 +179,7 @@ func (e *env) enroll(tenant string) enrolled {
 		t.Fatalf("CreateTenant: %v", err)
 	}
 	tok, err := admin.CreateToken(ctxT(t), &wardv1.CreateTokenRequest{Tenant: tenant,
-		Ttl: durationpb.New(time.Hour)})
+		Ttl: durationpb.New(time.Hour), Roles: roles})
 	if err != nil {
 		t.Fatalf("CreateToken: %v", err)
 	}

@@ -29,8 +29,8 @@ import (
 // PayloadType is the SignedPayload type of a site configuration.
 const PayloadType = "ward.v1.SiteConfigUpdate"
 
-// CollectorRole is the role a collector's Hello lists.
-const CollectorRole = "collector"
+// CollectorRole is the session role of the agents that get the site configuration.
+const CollectorRole = store.AgentRoleCollector
 
 // Store reads stored site configurations.
 type Store interface {
@@ -102,11 +102,14 @@ func (p *Publisher) PublishSiteConfig(ctx context.Context, tenant string,
 	return errors.Join(errs...)
 }
 
-// Connected sends a collector its tenant's stored site configuration, when there is one,
-// and remembers it for later configurations.
-func (p *Publisher) Connected(ctx context.Context, tenant, agentID string,
-	hello *wardv1.Hello) {
-	if !slices.Contains(hello.GetHost().GetRoles(), CollectorRole) {
+// Connected sends a collector (a session whose roles include CollectorRole) its
+// tenant's stored site configuration, when there is one, and remembers it for later
+// configurations. Another agent is forgotten: it gets none, also if it was a collector
+// before.
+func (p *Publisher) Connected(ctx context.Context, tenant, agentID string, roles []string,
+	_ *wardv1.Hello) {
+	if !slices.Contains(roles, CollectorRole) {
+		p.forget(tenant, agentID)
 		return
 	}
 	p.mu.Lock()
@@ -136,6 +139,14 @@ func (p *Publisher) Connected(ctx context.Context, tenant, agentID string,
 		return
 	}
 	p.Log.Info("site configuration sent", logkey.Tenant, tenant, logkey.Agent, agentID)
+}
+
+// forget drops agentID from the tenant's collectors.
+func (p *Publisher) forget(tenant, agentID string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.collectors[tenant], agentID)
+	delete(p.sent, agentID)
 }
 
 // Committed sends a collector whose scan completed its configuration again when its poll

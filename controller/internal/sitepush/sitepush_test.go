@@ -49,10 +49,6 @@ func (s *streams) got(agent string) []*wardv1.SignedPayload {
 	return append([]*wardv1.SignedPayload(nil), s.sent[agent]...)
 }
 
-func hello(roles ...string) *wardv1.Hello {
-	return &wardv1.Hello{Host: &wardv1.HostFacts{Roles: roles}}
-}
-
 // open verifies a sent payload with the policy key and returns its configuration.
 func open(t *testing.T, key *ca.PolicyKey, sp *wardv1.SignedPayload) (
 	*wardv1.SiteConfigUpdate, *site.Config) {
@@ -97,8 +93,8 @@ func TestCollectorsGetTheSiteConfiguration(t *testing.T) {
 	p := &Publisher{Store: st, Signer: key, Sender: s, Log: adminapitest.Log(t)}
 
 	// Connecting before any configuration is stored sends nothing.
-	p.Connected(ctx, "t1", "c1", hello("host", "collector"))
-	p.Connected(ctx, "t1", "h1", hello("host"))
+	p.Connected(ctx, "t1", "c1", []string{"host", "collector"}, nil)
+	p.Connected(ctx, "t1", "h1", []string{"host"}, nil)
 	if len(s.got("c1")) != 0 {
 		t.Fatal("sent a configuration that does not exist")
 	}
@@ -132,7 +128,7 @@ func TestCollectorsGetTheSiteConfiguration(t *testing.T) {
 	}
 
 	// A collector that connects later gets the stored one, dated when it was set.
-	p.Connected(ctx, "t1", "c2", hello("collector"))
+	p.Connected(ctx, "t1", "c2", []string{"collector"}, nil)
 	sent = s.got("c2")
 	if len(sent) != 1 {
 		t.Fatalf("late collector got %d configurations, want 1", len(sent))
@@ -205,9 +201,9 @@ func TestEachCollectorGetsItsPollTargets(t *testing.T) {
 	if err := st.PutSiteConfig(ctx, "t1", store.SiteConfig{Config: cfg}); err != nil {
 		t.Fatal(err)
 	}
-	p.Connected(ctx, "t1", "c1", hello("collector"))
-	p.Connected(ctx, "t1", "c2", hello("collector"))
-	p.Connected(ctx, "t1", "h1", hello("host"))
+	p.Connected(ctx, "t1", "c1", []string{"collector"}, nil)
+	p.Connected(ctx, "t1", "c2", []string{"collector"}, nil)
+	p.Connected(ctx, "t1", "h1", []string{"host"}, nil)
 
 	for agent, want := range map[string]site.PollTarget{"c1": sw1, "c2": sw2} {
 		sent := s.got(agent)
@@ -238,5 +234,55 @@ func TestEachCollectorGetsItsPollTargets(t *testing.T) {
 	}
 	if _, c := open(t, key, sent[1]); len(c.Poll.Targets) != 2 {
 		t.Errorf("c1's new targets = %v", c.Poll.Targets)
+	}
+}
+
+// TestSessionRolesNotTheHello sends the configuration by the session's roles alone: an
+// agent whose Hello claims collector without the role gets nothing, and a collector that
+// comes back without the role gets no later configuration.
+func TestSessionRolesNotTheHello(t *testing.T) {
+	ctx := context.Background()
+	st, err := badger.Open(t.TempDir(), adminapitest.Log(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.CreateTenant(ctx, store.Tenant{ID: "t1"}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := ca.CreatePolicyKey(dir); err != nil {
+		t.Fatal(err)
+	}
+	key, err := ca.LoadPolicyKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := site.Config{Subnets: []string{"10.9.0.0/24"},
+		SNMP: []site.SNMPCredential{{Version: "v2c", Community: "clinic-ro"}}}
+	c.Normalize()
+	if err := st.PutSiteConfig(ctx, "t1", store.SiteConfig{Config: c,
+		UpdatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	s := &streams{connected: map[string]bool{"h1": true, "c1": true},
+		sent: map[string][]*wardv1.SignedPayload{}}
+	p := &Publisher{Store: st, Signer: key, Sender: s, Log: adminapitest.Log(t)}
+	claims := &wardv1.Hello{Host: &wardv1.HostFacts{Roles: []string{"host", "collector"}}}
+
+	p.Connected(ctx, "t1", "h1", []string{"host"}, claims)
+	p.Connected(ctx, "t1", "c1", []string{"host", "collector"}, claims)
+	if len(s.got("h1")) != 0 || len(s.got("c1")) != 1 {
+		t.Fatalf("sent %d to the host agent, %d to the collector; want 0 and 1",
+			len(s.got("h1")), len(s.got("c1")))
+	}
+
+	p.Connected(ctx, "t1", "c1", []string{"host"}, claims) // its roles were narrowed
+	if err := p.PublishSiteConfig(ctx, "t1", c); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.got("h1")) != 0 || len(s.got("c1")) != 1 {
+		t.Errorf("after narrowing: sent %d to the host agent, %d to the former collector;"+
+			" want 0 and 1", len(s.got("h1")), len(s.got("c1")))
 	}
 }

@@ -8,7 +8,10 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -52,6 +55,9 @@ type Token struct {
 	CreatedAt time.Time    `json:"created_at"`
 	CreatedBy string       `json:"created_by"`
 	Revoked   bool         `json:"revoked"`
+	// Roles are the agent roles its agents may take (AgentRoleHost, AgentRoleCollector).
+	// Empty for tokens stored before tokens carried roles: their agents are host-only.
+	Roles []string `json:"roles,omitempty"`
 }
 
 // HostFacts are what an agent reports about its host.
@@ -83,6 +89,55 @@ type Agent struct {
 	Revoked      bool      `json:"revoked"`
 	RevokedAt    time.Time `json:"revoked_at"`
 	RevokeReason string    `json:"revoke_reason"`
+	// Roles are the roles an operator allowed the agent: its token's at enrollment, or
+	// set later. Host.Roles is only what the agent claimed. Empty for agents enrolled
+	// before roles were stored; AllowedRoles treats them as host-only.
+	Roles []string `json:"roles,omitempty"`
+}
+
+// Agent roles: what an agent may do for its tenant. Every agent reports on its own host;
+// a collector also scans the clinic's network, polls its agentless devices, receives the
+// site configuration (with SNMP secrets), bootstraps agents over SSH and witnesses the
+// tenant's evidence checkpoints.
+const (
+	AgentRoleHost      = "host"
+	AgentRoleCollector = "collector"
+)
+
+// AgentRoles lists every agent role, in the order they are shown.
+var AgentRoles = []string{AgentRoleHost, AgentRoleCollector}
+
+// AllowedRoles returns the roles the agent may take: Roles, or host only when none are
+// stored. The result must not be modified.
+func (a Agent) AllowedRoles() []string {
+	if len(a.Roles) == 0 {
+		return hostOnly
+	}
+	return a.Roles
+}
+
+// MayTake reports whether the agent may take role.
+func (a Agent) MayTake(role string) bool { return slices.Contains(a.AllowedRoles(), role) }
+
+var hostOnly = []string{AgentRoleHost}
+
+// NormalizeAgentRoles checks roles against AgentRoles and returns them without
+// duplicates, in AgentRoles order, always with AgentRoleHost (every agent reports on its
+// host). An unknown role is an error naming it.
+func NormalizeAgentRoles(roles []string) ([]string, error) {
+	for _, r := range roles {
+		if !slices.Contains(AgentRoles, r) {
+			return nil, fmt.Errorf("unknown agent role %q (known: %s)", r,
+				strings.Join(AgentRoles, ", "))
+		}
+	}
+	out := []string{AgentRoleHost}
+	for _, r := range AgentRoles[1:] {
+		if slices.Contains(roles, r) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 // Operator is a person or automation holding an operator certificate.

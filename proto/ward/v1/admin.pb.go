@@ -300,7 +300,10 @@ type Token struct {
 	// Operator who created it.
 	CreatedBy string `protobuf:"bytes,8,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
 	// True once revoked.
-	Revoked       bool `protobuf:"varint,9,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	Revoked bool `protobuf:"varint,9,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	// Roles the agents enrolled with it may take ("host", "collector"). Empty for tokens
+	// created before tokens carried roles: their agents are host-only.
+	Roles         []string `protobuf:"bytes,10,rep,name=roles,proto3" json:"roles,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -398,6 +401,13 @@ func (x *Token) GetRevoked() bool {
 	return false
 }
 
+func (x *Token) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
 // CreateTokenRequest sets the token's limits.
 type CreateTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -410,7 +420,11 @@ type CreateTokenRequest struct {
 	// Optional source network (CIDR) enrollments must come from.
 	Cidr string `protobuf:"bytes,4,opt,name=cidr,proto3" json:"cidr,omitempty"`
 	// Tier for enrolled agents; default 1.
-	Tier          uint32 `protobuf:"varint,5,opt,name=tier,proto3" json:"tier,omitempty"`
+	Tier uint32 `protobuf:"varint,5,opt,name=tier,proto3" json:"tier,omitempty"`
+	// Roles the agents enrolled with it may take: "host" (every agent; the default) and
+	// "collector" (scans the clinic's network and receives its site configuration with the
+	// SNMP secrets). "host" is always included. An unknown role is InvalidArgument.
+	Roles         []string `protobuf:"bytes,6,rep,name=roles,proto3" json:"roles,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -478,6 +492,13 @@ func (x *CreateTokenRequest) GetTier() uint32 {
 		return x.Tier
 	}
 	return 0
+}
+
+func (x *CreateTokenRequest) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
 }
 
 // CreateTokenResponse returns the secret once.
@@ -747,7 +768,11 @@ type Agent struct {
 	// Tier (1 to 3).
 	Tier uint32 `protobuf:"varint,12,opt,name=tier,proto3" json:"tier,omitempty"`
 	// Id of the token it enrolled with.
-	TokenId       string `protobuf:"bytes,13,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	TokenId string `protobuf:"bytes,13,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	// Roles the agent may take, fixed by an operator: its token's at enrollment, or
+	// SetAgentRoles. Its Hello may list only these (host.roles is what it claimed last).
+	// Agents enrolled before roles were stored are host-only: ["host"].
+	Roles         []string `protobuf:"bytes,14,rep,name=roles,proto3" json:"roles,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -871,6 +896,13 @@ func (x *Agent) GetTokenId() string {
 		return x.TokenId
 	}
 	return ""
+}
+
+func (x *Agent) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
 }
 
 // ListAgentsRequest filters agents.
@@ -1158,6 +1190,108 @@ func (x *RevokeAgentResponse) GetAgent() *Agent {
 	return nil
 }
 
+// SetAgentRolesRequest names the agent and its new roles.
+type SetAgentRolesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Agent id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Roles the agent may take from now on ("host", "collector"); "host" is always
+	// included. An unknown role is InvalidArgument.
+	Roles         []string `protobuf:"bytes,2,rep,name=roles,proto3" json:"roles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetAgentRolesRequest) Reset() {
+	*x = SetAgentRolesRequest{}
+	mi := &file_ward_v1_admin_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetAgentRolesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetAgentRolesRequest) ProtoMessage() {}
+
+func (x *SetAgentRolesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ward_v1_admin_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetAgentRolesRequest.ProtoReflect.Descriptor instead.
+func (*SetAgentRolesRequest) Descriptor() ([]byte, []int) {
+	return file_ward_v1_admin_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *SetAgentRolesRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SetAgentRolesRequest) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+// SetAgentRolesResponse returns the agent.
+type SetAgentRolesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The agent with its new roles.
+	Agent         *Agent `protobuf:"bytes,1,opt,name=agent,proto3" json:"agent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetAgentRolesResponse) Reset() {
+	*x = SetAgentRolesResponse{}
+	mi := &file_ward_v1_admin_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetAgentRolesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetAgentRolesResponse) ProtoMessage() {}
+
+func (x *SetAgentRolesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ward_v1_admin_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetAgentRolesResponse.ProtoReflect.Descriptor instead.
+func (*SetAgentRolesResponse) Descriptor() ([]byte, []int) {
+	return file_ward_v1_admin_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *SetAgentRolesResponse) GetAgent() *Agent {
+	if x != nil {
+		return x.Agent
+	}
+	return nil
+}
+
 // Operator is a person or automation with an operator certificate.
 type Operator struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1179,7 +1313,7 @@ type Operator struct {
 
 func (x *Operator) Reset() {
 	*x = Operator{}
-	mi := &file_ward_v1_admin_proto_msgTypes[19]
+	mi := &file_ward_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1191,7 +1325,7 @@ func (x *Operator) String() string {
 func (*Operator) ProtoMessage() {}
 
 func (x *Operator) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_admin_proto_msgTypes[19]
+	mi := &file_ward_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1204,7 +1338,7 @@ func (x *Operator) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Operator.ProtoReflect.Descriptor instead.
 func (*Operator) Descriptor() ([]byte, []int) {
-	return file_ward_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_ward_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Operator) GetName() string {
@@ -1268,7 +1402,7 @@ type CreateOperatorRequest struct {
 
 func (x *CreateOperatorRequest) Reset() {
 	*x = CreateOperatorRequest{}
-	mi := &file_ward_v1_admin_proto_msgTypes[20]
+	mi := &file_ward_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1280,7 +1414,7 @@ func (x *CreateOperatorRequest) String() string {
 func (*CreateOperatorRequest) ProtoMessage() {}
 
 func (x *CreateOperatorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_admin_proto_msgTypes[20]
+	mi := &file_ward_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1293,7 +1427,7 @@ func (x *CreateOperatorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateOperatorRequest.ProtoReflect.Descriptor instead.
 func (*CreateOperatorRequest) Descriptor() ([]byte, []int) {
-	return file_ward_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_ward_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CreateOperatorRequest) GetName() string {
@@ -1346,7 +1480,7 @@ type CreateOperatorResponse struct {
 
 func (x *CreateOperatorResponse) Reset() {
 	*x = CreateOperatorResponse{}
-	mi := &file_ward_v1_admin_proto_msgTypes[21]
+	mi := &file_ward_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1358,7 +1492,7 @@ func (x *CreateOperatorResponse) String() string {
 func (*CreateOperatorResponse) ProtoMessage() {}
 
 func (x *CreateOperatorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_admin_proto_msgTypes[21]
+	mi := &file_ward_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1371,7 +1505,7 @@ func (x *CreateOperatorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateOperatorResponse.ProtoReflect.Descriptor instead.
 func (*CreateOperatorResponse) Descriptor() ([]byte, []int) {
-	return file_ward_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_ward_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CreateOperatorResponse) GetOperator() *Operator {
@@ -1404,7 +1538,7 @@ type ListOperatorsRequest struct {
 
 func (x *ListOperatorsRequest) Reset() {
 	*x = ListOperatorsRequest{}
-	mi := &file_ward_v1_admin_proto_msgTypes[22]
+	mi := &file_ward_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1416,7 +1550,7 @@ func (x *ListOperatorsRequest) String() string {
 func (*ListOperatorsRequest) ProtoMessage() {}
 
 func (x *ListOperatorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_admin_proto_msgTypes[22]
+	mi := &file_ward_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1429,7 +1563,7 @@ func (x *ListOperatorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOperatorsRequest.ProtoReflect.Descriptor instead.
 func (*ListOperatorsRequest) Descriptor() ([]byte, []int) {
-	return file_ward_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_ward_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 // ListOperatorsResponse lists operators.
@@ -1443,7 +1577,7 @@ type ListOperatorsResponse struct {
 
 func (x *ListOperatorsResponse) Reset() {
 	*x = ListOperatorsResponse{}
-	mi := &file_ward_v1_admin_proto_msgTypes[23]
+	mi := &file_ward_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1455,7 +1589,7 @@ func (x *ListOperatorsResponse) String() string {
 func (*ListOperatorsResponse) ProtoMessage() {}
 
 func (x *ListOperatorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_admin_proto_msgTypes[23]
+	mi := &file_ward_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1468,7 +1602,7 @@ func (x *ListOperatorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOperatorsResponse.ProtoReflect.Descriptor instead.
 func (*ListOperatorsResponse) Descriptor() ([]byte, []int) {
-	return file_ward_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_ward_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListOperatorsResponse) GetOperators() []*Operator {
@@ -1489,7 +1623,7 @@ type RevokeOperatorRequest struct {
 
 func (x *RevokeOperatorRequest) Reset() {
 	*x = RevokeOperatorRequest{}
-	mi := &file_ward_v1_admin_proto_msgTypes[24]
+	mi := &file_ward_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1501,7 +1635,7 @@ func (x *RevokeOperatorRequest) String() string {
 func (*RevokeOperatorRequest) ProtoMessage() {}
 
 func (x *RevokeOperatorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_admin_proto_msgTypes[24]
+	mi := &file_ward_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1514,7 +1648,7 @@ func (x *RevokeOperatorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeOperatorRequest.ProtoReflect.Descriptor instead.
 func (*RevokeOperatorRequest) Descriptor() ([]byte, []int) {
-	return file_ward_v1_admin_proto_rawDescGZIP(), []int{24}
+	return file_ward_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RevokeOperatorRequest) GetName() string {
@@ -1535,7 +1669,7 @@ type RevokeOperatorResponse struct {
 
 func (x *RevokeOperatorResponse) Reset() {
 	*x = RevokeOperatorResponse{}
-	mi := &file_ward_v1_admin_proto_msgTypes[25]
+	mi := &file_ward_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1547,7 +1681,7 @@ func (x *RevokeOperatorResponse) String() string {
 func (*RevokeOperatorResponse) ProtoMessage() {}
 
 func (x *RevokeOperatorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_v1_admin_proto_msgTypes[25]
+	mi := &file_ward_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1560,7 +1694,7 @@ func (x *RevokeOperatorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeOperatorResponse.ProtoReflect.Descriptor instead.
 func (*RevokeOperatorResponse) Descriptor() ([]byte, []int) {
-	return file_ward_v1_admin_proto_rawDescGZIP(), []int{25}
+	return file_ward_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RevokeOperatorResponse) GetOperator() *Operator {
@@ -1589,7 +1723,7 @@ const file_ward_v1_admin_proto_rawDesc = "" +
 	"\x06tenant\x18\x01 \x01(\v2\x0f.ward.v1.TenantR\x06tenant\"\x14\n" +
 	"\x12ListTenantsRequest\"@\n" +
 	"\x13ListTenantsResponse\x12)\n" +
-	"\atenants\x18\x01 \x03(\v2\x0f.ward.v1.TenantR\atenants\"\xa3\x02\n" +
+	"\atenants\x18\x01 \x03(\v2\x0f.ward.v1.TenantR\atenants\"\xb9\x02\n" +
 	"\x05Token\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x129\n" +
@@ -1602,13 +1736,16 @@ const file_ward_v1_admin_proto_rawDesc = "" +
 	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1d\n" +
 	"\n" +
 	"created_by\x18\b \x01(\tR\tcreatedBy\x12\x18\n" +
-	"\arevoked\x18\t \x01(\bR\arevoked\"\x95\x01\n" +
+	"\arevoked\x18\t \x01(\bR\arevoked\x12\x14\n" +
+	"\x05roles\x18\n" +
+	" \x03(\tR\x05roles\"\xab\x01\n" +
 	"\x12CreateTokenRequest\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12+\n" +
 	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12\x12\n" +
 	"\x04uses\x18\x03 \x01(\rR\x04uses\x12\x12\n" +
 	"\x04cidr\x18\x04 \x01(\tR\x04cidr\x12\x12\n" +
-	"\x04tier\x18\x05 \x01(\rR\x04tier\"S\n" +
+	"\x04tier\x18\x05 \x01(\rR\x04tier\x12\x14\n" +
+	"\x05roles\x18\x06 \x03(\tR\x05roles\"S\n" +
 	"\x13CreateTokenResponse\x12\x16\n" +
 	"\x06secret\x18\x01 \x01(\tR\x06secret\x12$\n" +
 	"\x05token\x18\x02 \x01(\v2\x0e.ward.v1.TokenR\x05token\"+\n" +
@@ -1619,7 +1756,7 @@ const file_ward_v1_admin_proto_rawDesc = "" +
 	"\x12RevokeTokenRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\";\n" +
 	"\x13RevokeTokenResponse\x12$\n" +
-	"\x05token\x18\x01 \x01(\v2\x0e.ward.v1.TokenR\x05token\"\xc7\x03\n" +
+	"\x05token\x18\x01 \x01(\v2\x0e.ward.v1.TokenR\x05token\"\xdd\x03\n" +
 	"\x05Agent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x1a\n" +
@@ -1636,7 +1773,8 @@ const file_ward_v1_admin_proto_rawDesc = "" +
 	" \x01(\v2\x12.ward.v1.HostFactsR\x04host\x12\x1b\n" +
 	"\tacked_seq\x18\v \x01(\x04R\backedSeq\x12\x12\n" +
 	"\x04tier\x18\f \x01(\rR\x04tier\x12\x19\n" +
-	"\btoken_id\x18\r \x01(\tR\atokenId\"+\n" +
+	"\btoken_id\x18\r \x01(\tR\atokenId\x12\x14\n" +
+	"\x05roles\x18\x0e \x03(\tR\x05roles\"+\n" +
 	"\x11ListAgentsRequest\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\"<\n" +
 	"\x12ListAgentsResponse\x12&\n" +
@@ -1649,6 +1787,11 @@ const file_ward_v1_admin_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\";\n" +
 	"\x13RevokeAgentResponse\x12$\n" +
+	"\x05agent\x18\x01 \x01(\v2\x0e.ward.v1.AgentR\x05agent\"<\n" +
+	"\x14SetAgentRolesRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05roles\x18\x02 \x03(\tR\x05roles\"=\n" +
+	"\x15SetAgentRolesResponse\x12$\n" +
 	"\x05agent\x18\x01 \x01(\v2\x0e.ward.v1.AgentR\x05agent\"\xcf\x01\n" +
 	"\bOperator\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
@@ -1675,7 +1818,7 @@ const file_ward_v1_admin_proto_rawDesc = "" +
 	"\x15RevokeOperatorRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"G\n" +
 	"\x16RevokeOperatorResponse\x12-\n" +
-	"\boperator\x18\x01 \x01(\v2\x11.ward.v1.OperatorR\boperator2\xc8\x06\n" +
+	"\boperator\x18\x01 \x01(\v2\x11.ward.v1.OperatorR\boperator2\x98\a\n" +
 	"\fAdminService\x12K\n" +
 	"\fCreateTenant\x12\x1c.ward.v1.CreateTenantRequest\x1a\x1d.ward.v1.CreateTenantResponse\x12H\n" +
 	"\vListTenants\x12\x1b.ward.v1.ListTenantsRequest\x1a\x1c.ward.v1.ListTenantsResponse\x12H\n" +
@@ -1686,7 +1829,8 @@ const file_ward_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"ListAgents\x12\x1a.ward.v1.ListAgentsRequest\x1a\x1b.ward.v1.ListAgentsResponse\x12?\n" +
 	"\bGetAgent\x12\x18.ward.v1.GetAgentRequest\x1a\x19.ward.v1.GetAgentResponse\x12H\n" +
-	"\vRevokeAgent\x12\x1b.ward.v1.RevokeAgentRequest\x1a\x1c.ward.v1.RevokeAgentResponse\x12Q\n" +
+	"\vRevokeAgent\x12\x1b.ward.v1.RevokeAgentRequest\x1a\x1c.ward.v1.RevokeAgentResponse\x12N\n" +
+	"\rSetAgentRoles\x12\x1d.ward.v1.SetAgentRolesRequest\x1a\x1e.ward.v1.SetAgentRolesResponse\x12Q\n" +
 	"\x0eCreateOperator\x12\x1e.ward.v1.CreateOperatorRequest\x1a\x1f.ward.v1.CreateOperatorResponse\x12N\n" +
 	"\rListOperators\x12\x1d.ward.v1.ListOperatorsRequest\x1a\x1e.ward.v1.ListOperatorsResponse\x12Q\n" +
 	"\x0eRevokeOperator\x12\x1e.ward.v1.RevokeOperatorRequest\x1a\x1f.ward.v1.RevokeOperatorResponseB.Z,github.com/wardsec/ward/proto/ward/v1;wardv1b\x06proto3"
@@ -1703,7 +1847,7 @@ func file_ward_v1_admin_proto_rawDescGZIP() []byte {
 	return file_ward_v1_admin_proto_rawDescData
 }
 
-var file_ward_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_ward_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_ward_v1_admin_proto_goTypes = []any{
 	(*Tenant)(nil),                 // 0: ward.v1.Tenant
 	(*CreateTenantRequest)(nil),    // 1: ward.v1.CreateTenantRequest
@@ -1724,69 +1868,74 @@ var file_ward_v1_admin_proto_goTypes = []any{
 	(*GetAgentResponse)(nil),       // 16: ward.v1.GetAgentResponse
 	(*RevokeAgentRequest)(nil),     // 17: ward.v1.RevokeAgentRequest
 	(*RevokeAgentResponse)(nil),    // 18: ward.v1.RevokeAgentResponse
-	(*Operator)(nil),               // 19: ward.v1.Operator
-	(*CreateOperatorRequest)(nil),  // 20: ward.v1.CreateOperatorRequest
-	(*CreateOperatorResponse)(nil), // 21: ward.v1.CreateOperatorResponse
-	(*ListOperatorsRequest)(nil),   // 22: ward.v1.ListOperatorsRequest
-	(*ListOperatorsResponse)(nil),  // 23: ward.v1.ListOperatorsResponse
-	(*RevokeOperatorRequest)(nil),  // 24: ward.v1.RevokeOperatorRequest
-	(*RevokeOperatorResponse)(nil), // 25: ward.v1.RevokeOperatorResponse
-	(*timestamppb.Timestamp)(nil),  // 26: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 27: google.protobuf.Duration
-	(*HostFacts)(nil),              // 28: ward.v1.HostFacts
-	(Role)(0),                      // 29: ward.v1.Role
+	(*SetAgentRolesRequest)(nil),   // 19: ward.v1.SetAgentRolesRequest
+	(*SetAgentRolesResponse)(nil),  // 20: ward.v1.SetAgentRolesResponse
+	(*Operator)(nil),               // 21: ward.v1.Operator
+	(*CreateOperatorRequest)(nil),  // 22: ward.v1.CreateOperatorRequest
+	(*CreateOperatorResponse)(nil), // 23: ward.v1.CreateOperatorResponse
+	(*ListOperatorsRequest)(nil),   // 24: ward.v1.ListOperatorsRequest
+	(*ListOperatorsResponse)(nil),  // 25: ward.v1.ListOperatorsResponse
+	(*RevokeOperatorRequest)(nil),  // 26: ward.v1.RevokeOperatorRequest
+	(*RevokeOperatorResponse)(nil), // 27: ward.v1.RevokeOperatorResponse
+	(*timestamppb.Timestamp)(nil),  // 28: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 29: google.protobuf.Duration
+	(*HostFacts)(nil),              // 30: ward.v1.HostFacts
+	(Role)(0),                      // 31: ward.v1.Role
 }
 var file_ward_v1_admin_proto_depIdxs = []int32{
-	26, // 0: ward.v1.Tenant.created_at:type_name -> google.protobuf.Timestamp
+	28, // 0: ward.v1.Tenant.created_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: ward.v1.CreateTenantResponse.tenant:type_name -> ward.v1.Tenant
 	0,  // 2: ward.v1.ListTenantsResponse.tenants:type_name -> ward.v1.Tenant
-	26, // 3: ward.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
-	26, // 4: ward.v1.Token.created_at:type_name -> google.protobuf.Timestamp
-	27, // 5: ward.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	28, // 3: ward.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
+	28, // 4: ward.v1.Token.created_at:type_name -> google.protobuf.Timestamp
+	29, // 5: ward.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
 	5,  // 6: ward.v1.CreateTokenResponse.token:type_name -> ward.v1.Token
 	5,  // 7: ward.v1.ListTokensResponse.tokens:type_name -> ward.v1.Token
 	5,  // 8: ward.v1.RevokeTokenResponse.token:type_name -> ward.v1.Token
-	26, // 9: ward.v1.Agent.last_seen:type_name -> google.protobuf.Timestamp
-	26, // 10: ward.v1.Agent.cert_expires:type_name -> google.protobuf.Timestamp
-	26, // 11: ward.v1.Agent.enrolled_at:type_name -> google.protobuf.Timestamp
-	28, // 12: ward.v1.Agent.host:type_name -> ward.v1.HostFacts
+	28, // 9: ward.v1.Agent.last_seen:type_name -> google.protobuf.Timestamp
+	28, // 10: ward.v1.Agent.cert_expires:type_name -> google.protobuf.Timestamp
+	28, // 11: ward.v1.Agent.enrolled_at:type_name -> google.protobuf.Timestamp
+	30, // 12: ward.v1.Agent.host:type_name -> ward.v1.HostFacts
 	12, // 13: ward.v1.ListAgentsResponse.agents:type_name -> ward.v1.Agent
 	12, // 14: ward.v1.GetAgentResponse.agent:type_name -> ward.v1.Agent
 	12, // 15: ward.v1.RevokeAgentResponse.agent:type_name -> ward.v1.Agent
-	29, // 16: ward.v1.Operator.role:type_name -> ward.v1.Role
-	26, // 17: ward.v1.Operator.created_at:type_name -> google.protobuf.Timestamp
-	29, // 18: ward.v1.CreateOperatorRequest.role:type_name -> ward.v1.Role
-	27, // 19: ward.v1.CreateOperatorRequest.cert_ttl:type_name -> google.protobuf.Duration
-	19, // 20: ward.v1.CreateOperatorResponse.operator:type_name -> ward.v1.Operator
-	19, // 21: ward.v1.ListOperatorsResponse.operators:type_name -> ward.v1.Operator
-	19, // 22: ward.v1.RevokeOperatorResponse.operator:type_name -> ward.v1.Operator
-	1,  // 23: ward.v1.AdminService.CreateTenant:input_type -> ward.v1.CreateTenantRequest
-	3,  // 24: ward.v1.AdminService.ListTenants:input_type -> ward.v1.ListTenantsRequest
-	6,  // 25: ward.v1.AdminService.CreateToken:input_type -> ward.v1.CreateTokenRequest
-	8,  // 26: ward.v1.AdminService.ListTokens:input_type -> ward.v1.ListTokensRequest
-	10, // 27: ward.v1.AdminService.RevokeToken:input_type -> ward.v1.RevokeTokenRequest
-	13, // 28: ward.v1.AdminService.ListAgents:input_type -> ward.v1.ListAgentsRequest
-	15, // 29: ward.v1.AdminService.GetAgent:input_type -> ward.v1.GetAgentRequest
-	17, // 30: ward.v1.AdminService.RevokeAgent:input_type -> ward.v1.RevokeAgentRequest
-	20, // 31: ward.v1.AdminService.CreateOperator:input_type -> ward.v1.CreateOperatorRequest
-	22, // 32: ward.v1.AdminService.ListOperators:input_type -> ward.v1.ListOperatorsRequest
-	24, // 33: ward.v1.AdminService.RevokeOperator:input_type -> ward.v1.RevokeOperatorRequest
-	2,  // 34: ward.v1.AdminService.CreateTenant:output_type -> ward.v1.CreateTenantResponse
-	4,  // 35: ward.v1.AdminService.ListTenants:output_type -> ward.v1.ListTenantsResponse
-	7,  // 36: ward.v1.AdminService.CreateToken:output_type -> ward.v1.CreateTokenResponse
-	9,  // 37: ward.v1.AdminService.ListTokens:output_type -> ward.v1.ListTokensResponse
-	11, // 38: ward.v1.AdminService.RevokeToken:output_type -> ward.v1.RevokeTokenResponse
-	14, // 39: ward.v1.AdminService.ListAgents:output_type -> ward.v1.ListAgentsResponse
-	16, // 40: ward.v1.AdminService.GetAgent:output_type -> ward.v1.GetAgentResponse
-	18, // 41: ward.v1.AdminService.RevokeAgent:output_type -> ward.v1.RevokeAgentResponse
-	21, // 42: ward.v1.AdminService.CreateOperator:output_type -> ward.v1.CreateOperatorResponse
-	23, // 43: ward.v1.AdminService.ListOperators:output_type -> ward.v1.ListOperatorsResponse
-	25, // 44: ward.v1.AdminService.RevokeOperator:output_type -> ward.v1.RevokeOperatorResponse
-	34, // [34:45] is the sub-list for method output_type
-	23, // [23:34] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	12, // 16: ward.v1.SetAgentRolesResponse.agent:type_name -> ward.v1.Agent
+	31, // 17: ward.v1.Operator.role:type_name -> ward.v1.Role
+	28, // 18: ward.v1.Operator.created_at:type_name -> google.protobuf.Timestamp
+	31, // 19: ward.v1.CreateOperatorRequest.role:type_name -> ward.v1.Role
+	29, // 20: ward.v1.CreateOperatorRequest.cert_ttl:type_name -> google.protobuf.Duration
+	21, // 21: ward.v1.CreateOperatorResponse.operator:type_name -> ward.v1.Operator
+	21, // 22: ward.v1.ListOperatorsResponse.operators:type_name -> ward.v1.Operator
+	21, // 23: ward.v1.RevokeOperatorResponse.operator:type_name -> ward.v1.Operator
+	1,  // 24: ward.v1.AdminService.CreateTenant:input_type -> ward.v1.CreateTenantRequest
+	3,  // 25: ward.v1.AdminService.ListTenants:input_type -> ward.v1.ListTenantsRequest
+	6,  // 26: ward.v1.AdminService.CreateToken:input_type -> ward.v1.CreateTokenRequest
+	8,  // 27: ward.v1.AdminService.ListTokens:input_type -> ward.v1.ListTokensRequest
+	10, // 28: ward.v1.AdminService.RevokeToken:input_type -> ward.v1.RevokeTokenRequest
+	13, // 29: ward.v1.AdminService.ListAgents:input_type -> ward.v1.ListAgentsRequest
+	15, // 30: ward.v1.AdminService.GetAgent:input_type -> ward.v1.GetAgentRequest
+	17, // 31: ward.v1.AdminService.RevokeAgent:input_type -> ward.v1.RevokeAgentRequest
+	19, // 32: ward.v1.AdminService.SetAgentRoles:input_type -> ward.v1.SetAgentRolesRequest
+	22, // 33: ward.v1.AdminService.CreateOperator:input_type -> ward.v1.CreateOperatorRequest
+	24, // 34: ward.v1.AdminService.ListOperators:input_type -> ward.v1.ListOperatorsRequest
+	26, // 35: ward.v1.AdminService.RevokeOperator:input_type -> ward.v1.RevokeOperatorRequest
+	2,  // 36: ward.v1.AdminService.CreateTenant:output_type -> ward.v1.CreateTenantResponse
+	4,  // 37: ward.v1.AdminService.ListTenants:output_type -> ward.v1.ListTenantsResponse
+	7,  // 38: ward.v1.AdminService.CreateToken:output_type -> ward.v1.CreateTokenResponse
+	9,  // 39: ward.v1.AdminService.ListTokens:output_type -> ward.v1.ListTokensResponse
+	11, // 40: ward.v1.AdminService.RevokeToken:output_type -> ward.v1.RevokeTokenResponse
+	14, // 41: ward.v1.AdminService.ListAgents:output_type -> ward.v1.ListAgentsResponse
+	16, // 42: ward.v1.AdminService.GetAgent:output_type -> ward.v1.GetAgentResponse
+	18, // 43: ward.v1.AdminService.RevokeAgent:output_type -> ward.v1.RevokeAgentResponse
+	20, // 44: ward.v1.AdminService.SetAgentRoles:output_type -> ward.v1.SetAgentRolesResponse
+	23, // 45: ward.v1.AdminService.CreateOperator:output_type -> ward.v1.CreateOperatorResponse
+	25, // 46: ward.v1.AdminService.ListOperators:output_type -> ward.v1.ListOperatorsResponse
+	27, // 47: ward.v1.AdminService.RevokeOperator:output_type -> ward.v1.RevokeOperatorResponse
+	36, // [36:48] is the sub-list for method output_type
+	24, // [24:36] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_ward_v1_admin_proto_init() }
@@ -1801,7 +1950,7 @@ func file_ward_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ward_v1_admin_proto_rawDesc), len(file_ward_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

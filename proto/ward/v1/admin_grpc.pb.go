@@ -27,6 +27,7 @@ const (
 	AdminService_ListAgents_FullMethodName     = "/ward.v1.AdminService/ListAgents"
 	AdminService_GetAgent_FullMethodName       = "/ward.v1.AdminService/GetAgent"
 	AdminService_RevokeAgent_FullMethodName    = "/ward.v1.AdminService/RevokeAgent"
+	AdminService_SetAgentRoles_FullMethodName  = "/ward.v1.AdminService/SetAgentRoles"
 	AdminService_CreateOperator_FullMethodName = "/ward.v1.AdminService/CreateOperator"
 	AdminService_ListOperators_FullMethodName  = "/ward.v1.AdminService/ListOperators"
 	AdminService_RevokeOperator_FullMethodName = "/ward.v1.AdminService/RevokeOperator"
@@ -61,6 +62,11 @@ type AdminServiceClient interface {
 	// RevokeAgent revokes an agent: its open stream closes and its next handshake is refused.
 	// Callers: admin; technician within its tenants.
 	RevokeAgent(ctx context.Context, in *RevokeAgentRequest, opts ...grpc.CallOption) (*RevokeAgentResponse, error)
+	// SetAgentRoles replaces the roles an agent may take (see Agent.roles), for example to
+	// let a collector enrolled before tokens carried roles go on collecting. An open stream
+	// of the agent is closed, so that its next Hello is checked against the new roles.
+	// Callers: admin; technician within its tenants.
+	SetAgentRoles(ctx context.Context, in *SetAgentRolesRequest, opts ...grpc.CallOption) (*SetAgentRolesResponse, error)
 	// CreateOperator registers an operator and signs the certificate for the key the caller
 	// generated (the key never leaves the caller). Callers: admin.
 	CreateOperator(ctx context.Context, in *CreateOperatorRequest, opts ...grpc.CallOption) (*CreateOperatorResponse, error)
@@ -159,6 +165,16 @@ func (c *adminServiceClient) RevokeAgent(ctx context.Context, in *RevokeAgentReq
 	return out, nil
 }
 
+func (c *adminServiceClient) SetAgentRoles(ctx context.Context, in *SetAgentRolesRequest, opts ...grpc.CallOption) (*SetAgentRolesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetAgentRolesResponse)
+	err := c.cc.Invoke(ctx, AdminService_SetAgentRoles_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) CreateOperator(ctx context.Context, in *CreateOperatorRequest, opts ...grpc.CallOption) (*CreateOperatorResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CreateOperatorResponse)
@@ -218,6 +234,11 @@ type AdminServiceServer interface {
 	// RevokeAgent revokes an agent: its open stream closes and its next handshake is refused.
 	// Callers: admin; technician within its tenants.
 	RevokeAgent(context.Context, *RevokeAgentRequest) (*RevokeAgentResponse, error)
+	// SetAgentRoles replaces the roles an agent may take (see Agent.roles), for example to
+	// let a collector enrolled before tokens carried roles go on collecting. An open stream
+	// of the agent is closed, so that its next Hello is checked against the new roles.
+	// Callers: admin; technician within its tenants.
+	SetAgentRoles(context.Context, *SetAgentRolesRequest) (*SetAgentRolesResponse, error)
 	// CreateOperator registers an operator and signs the certificate for the key the caller
 	// generated (the key never leaves the caller). Callers: admin.
 	CreateOperator(context.Context, *CreateOperatorRequest) (*CreateOperatorResponse, error)
@@ -259,6 +280,9 @@ func (UnimplementedAdminServiceServer) GetAgent(context.Context, *GetAgentReques
 }
 func (UnimplementedAdminServiceServer) RevokeAgent(context.Context, *RevokeAgentRequest) (*RevokeAgentResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RevokeAgent not implemented")
+}
+func (UnimplementedAdminServiceServer) SetAgentRoles(context.Context, *SetAgentRolesRequest) (*SetAgentRolesResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SetAgentRoles not implemented")
 }
 func (UnimplementedAdminServiceServer) CreateOperator(context.Context, *CreateOperatorRequest) (*CreateOperatorResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method CreateOperator not implemented")
@@ -434,6 +458,24 @@ func _AdminService_RevokeAgent_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_SetAgentRoles_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetAgentRolesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).SetAgentRoles(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_SetAgentRoles_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).SetAgentRoles(ctx, req.(*SetAgentRolesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_CreateOperator_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CreateOperatorRequest)
 	if err := dec(in); err != nil {
@@ -526,6 +568,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeAgent",
 			Handler:    _AdminService_RevokeAgent_Handler,
+		},
+		{
+			MethodName: "SetAgentRoles",
+			Handler:    _AdminService_SetAgentRoles_Handler,
 		},
 		{
 			MethodName: "CreateOperator",

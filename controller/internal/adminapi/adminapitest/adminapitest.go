@@ -26,6 +26,7 @@ import (
 	"github.com/wardsec/ward/controller/internal/adminapi"
 	"github.com/wardsec/ward/controller/internal/authz"
 	"github.com/wardsec/ward/controller/internal/ca"
+	"github.com/wardsec/ward/controller/internal/evidence"
 	"github.com/wardsec/ward/controller/internal/install"
 	"github.com/wardsec/ward/controller/internal/store"
 	"github.com/wardsec/ward/controller/internal/store/badger"
@@ -47,6 +48,8 @@ type Env struct {
 	Closed *Recorder
 	// Denied records authz denial reasons as "method reason".
 	Denied *Recorder
+	// Evidence holds what the admin API recorded in the evidence logs.
+	Evidence *Entries
 	// Clock is the admin API's clock; tests may move it with SetNow.
 	clockMu sync.Mutex
 	now     time.Time
@@ -74,6 +77,38 @@ func (r *Recorder) List() []string {
 
 // CloseAgent implements adminapi.StreamCloser.
 func (r *Recorder) CloseAgent(id string) { r.Add(id) }
+
+// ResetAgent implements adminapi.StreamCloser: it adds "reset " and the id.
+func (r *Recorder) ResetAgent(id string) { r.Add("reset " + id) }
+
+// Entries is an evidence.Recorder that keeps what it is given. Safe for concurrent use.
+type Entries struct {
+	mu   sync.Mutex
+	list []evidence.Entry
+}
+
+var _ evidence.Recorder = (*Entries)(nil)
+
+// Record implements evidence.Recorder.
+func (r *Entries) Record(_ context.Context, e evidence.Entry) (evidence.Receipt, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.list = append(r.list, e)
+	return evidence.Receipt{}, nil
+}
+
+// OfType returns the recorded entries of type typ, oldest first.
+func (r *Entries) OfType(typ string) []evidence.Entry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []evidence.Entry
+	for _, e := range r.list {
+		if e.Type == typ {
+			out = append(out, e)
+		}
+	}
+	return out
+}
 
 // Log returns a logger writing to t.Log until the test ends.
 func Log(t testing.TB) *slog.Logger {
@@ -122,7 +157,7 @@ func New(t testing.TB) *Env {
 		t.Fatalf("open store: %v", err)
 	}
 	e := &Env{T: t, Dir: dir, CA: authority, Store: st, Closed: &Recorder{},
-		Denied: &Recorder{}, now: time.Now()}
+		Denied: &Recorder{}, Evidence: &Entries{}, now: time.Now()}
 
 	az := authz.New(st, TrustDomain, log, func(method, reason string) {
 		e.Denied.Add(method + " " + reason)
@@ -133,7 +168,8 @@ func New(t testing.TB) *Env {
 		grpc.ChainStreamInterceptor(az.StreamInterceptor()),
 	)
 	wardv1.RegisterAdminServiceServer(srv, adminapi.New(adminapi.Config{Store: st,
-		CA: authority, Log: log, Streams: e.Closed, Clock: e.Now}))
+		CA: authority, Log: log, Streams: e.Closed, Clock: e.Now,
+		Recorder: e.Evidence}))
 	wardv1.RegisterAgentServiceServer(srv, wardv1.UnimplementedAgentServiceServer{})
 	healthpb.RegisterHealthServer(srv, health.NewServer())
 	reflection.Register(srv)
@@ -216,6 +252,15 @@ func (e *Env) Operator(name string, role store.Role, tenants ...string) Cred {
 	}
 	return e.sign(func(csr []byte) ([][]byte, error) {
 		chain, _, err := e.CA.SignOperator(csr, name, time.Hour)
+		return chain, err
+	})
+}
+
+// OperatorCert returns a certificate, valid for ttl, for the stored operator name.
+func (e *Env) OperatorCert(name string, ttl time.Duration) Cred {
+	e.T.Helper()
+	return e.sign(func(csr []byte) ([][]byte, error) {
+		chain, _, err := e.CA.SignOperator(csr, name, ttl)
 		return chain, err
 	})
 }

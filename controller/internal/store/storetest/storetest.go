@@ -43,6 +43,7 @@ func Run(t *testing.T, h Harness) {
 		{"RedeemRefusals", testRedeemRefusals},
 		{"RedeemConcurrentUses", testRedeemConcurrent},
 		{"Agents", testAgents},
+		{"Roles", testRoles},
 		{"Messages", testMessages},
 		{"MessagesConcurrent", testMessagesConcurrent},
 		{"MessageBatches", testMessageBatches},
@@ -174,6 +175,44 @@ func newToken(tenant, id string, created time.Time) store.Token {
 	return store.Token{ID: id, Tenant: tenant, Hash: hash("secret-" + id),
 		ExpiresAt: epoch.Add(time.Hour), UsesLeft: 1, Tier: 1, CreatedAt: created,
 		CreatedBy: "admin"}
+}
+
+// testRoles checks that the roles of a token come back from RedeemToken and that an
+// agent's roles survive reading, listing and an update of other fields.
+func testRoles(t *testing.T, h Harness) {
+	s, ctx := h.New(t), ctxOf(t)
+	seedTenants(t, s, "a")
+	roles := []string{store.AgentRoleHost, store.AgentRoleCollector}
+
+	tok := newToken("a", "t1", epoch)
+	tok.Roles = roles
+	must(t, s.CreateToken(ctx, tok))
+	got, err := s.RedeemToken(ctx, tok.Hash, netip.MustParseAddr("192.0.2.1"), epoch)
+	must(t, err)
+	if !slices.Equal(got.Roles, roles) {
+		t.Errorf("RedeemToken roles = %q, want %q", got.Roles, roles)
+	}
+
+	a := seedAgentWith(t, s, store.Agent{ID: "c1", Tenant: "a", Roles: roles})
+	_, err = s.UpdateAgent(ctx, a.ID, func(a *store.Agent) error {
+		a.Online = true
+		return nil
+	})
+	must(t, err)
+	one, err := s.GetAgent(ctx, a.ID)
+	must(t, err)
+	list, err := s.ListAgents(ctx, "a")
+	must(t, err)
+	if !slices.Equal(one.Roles, roles) || len(list) != 1 || !slices.Equal(list[0].Roles, roles) {
+		t.Errorf("stored roles = %q (get), %+v (list); want %q", one.Roles, list, roles)
+	}
+}
+
+func seedAgentWith(t *testing.T, s store.Store, a store.Agent) store.Agent {
+	t.Helper()
+	a.EnrolledAt, a.CertExpires = epoch, epoch.Add(24*time.Hour)
+	must(t, s.CreateAgent(ctxOf(t), a))
+	return a
 }
 
 func testTokens(t *testing.T, h Harness) {
