@@ -33,6 +33,9 @@ const connectMethod = "/ward.v1.AgentService/Connect"
 // collector may send.
 var errPermission = errors.New("message names another agent or tenant")
 
+// errCollectorOnly marks a message only a collector session may send (a permission error).
+var errCollectorOnly = fmt.Errorf("%w: only a collector may send it", errPermission)
+
 // roleError is a Hello listing a role the agent is not allowed.
 type roleError struct{ role string }
 
@@ -477,13 +480,11 @@ func (s *Server) checkOwnership(ctx context.Context, caller identity.ID, sess *s
 				b.WitnessSignature.GetTenant())
 		}
 		if !sess.collector {
-			return fmt.Errorf("%w: witness signature from an agent that is not a collector",
-				errPermission)
+			return fmt.Errorf("witness signature: %w", errCollectorOnly)
 		}
 	case *wardv1.ConnectRequest_DiscoveryReport:
 		if !sess.collector {
-			return fmt.Errorf("%w: discovery report from an agent that is not a collector",
-				errPermission)
+			return fmt.Errorf("discovery report: %w", errCollectorOnly)
 		}
 	case *wardv1.ConnectRequest_DevicePollReport:
 		if b.DevicePollReport.GetTenant() != caller.Tenant {
@@ -491,8 +492,7 @@ func (s *Server) checkOwnership(ctx context.Context, caller identity.ID, sess *s
 				b.DevicePollReport.GetTenant())
 		}
 		if !sess.collector {
-			return fmt.Errorf("%w: device polls from an agent that is not a collector",
-				errPermission)
+			return fmt.Errorf("device polls: %w", errCollectorOnly)
 		}
 	case *wardv1.ConnectRequest_CommandResult:
 		commandID = b.CommandResult.GetCommandId()
@@ -551,6 +551,10 @@ func (s *Server) refuse(caller identity.ID, err error) error {
 		s.cfg.Metrics.StreamClosed("rate")
 		s.log.Warn("agent message refused", append(attrs, logkey.Reason, "rate")...)
 		return status.Error(codes.ResourceExhausted, "message rate exceeded")
+	case errors.Is(err, errCollectorOnly):
+		s.cfg.Metrics.StreamClosed("permission")
+		s.log.Warn("agent message refused", append(attrs, logkey.Reason, "collector only")...)
+		return status.Error(codes.PermissionDenied, "only a collector may send this message")
 	case errors.Is(err, errPermission):
 		s.cfg.Metrics.StreamClosed("permission")
 		s.log.Warn("agent message refused", append(attrs, logkey.Reason, "permission")...)

@@ -135,7 +135,10 @@ func TestCollectorOnlyMessages(t *testing.T) {
 					}
 					return
 				}
-				s.wantCode(codes.PermissionDenied)
+				err := s.wantCode(codes.PermissionDenied)
+				if !strings.Contains(err.Error(), "only a collector") {
+					t.Errorf("refusal %q does not say why", err)
+				}
 				if n := len(messages(t, e.store, "clinic-a", "a1")); n != 0 {
 					t.Fatalf("store holds %d messages, want none", n)
 				}
