@@ -67,6 +67,22 @@ func (c *CA) SignAgent(csrDER []byte, tenant, agentID string, ttl time.Duration)
 		usage: clientUsage})
 }
 
+// SignAgentKey is SignAgent for a key the caller took from a request it has checked
+// itself (an ECDSA P-256 public key), so that the request is not parsed and verified
+// twice.
+func (c *CA) SignAgentKey(pub crypto.PublicKey, tenant, agentID string, ttl time.Duration) (
+	[][]byte, *x509.Certificate, error) {
+	id := identity.Agent(c.trustDomain, tenant, agentID)
+	if err := id.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("ca: sign agent: %w: %w", ErrBadName, err)
+	}
+	if err := checkKey(pub); err != nil {
+		return nil, nil, fmt.Errorf("ca: sign agent: %w", err)
+	}
+	return c.sign(pub, leaf{id: id, commonName: agentID, org: tenant, ttl: ttl,
+		usage: clientUsage})
+}
+
 // SignOperator issues a client certificate for the key in csrDER naming
 // spiffe://<domain>/operator/<name>, valid for ttl. It returns the chain as DER, leaf
 // first, and the parsed leaf.

@@ -6,6 +6,7 @@ package enroll
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -36,13 +37,16 @@ type Signer interface {
 	// for ttl, and returns the chain (leaf first, DER) and the parsed leaf.
 	SignAgent(csrDER []byte, tenant, agentID string, ttl time.Duration) (
 		chainDER [][]byte, leaf *x509.Certificate, err error)
+	// SignAgentKey is SignAgent for pub, the ECDSA P-256 key of a request already
+	// checked.
+	SignAgentKey(pub crypto.PublicKey, tenant, agentID string, ttl time.Duration) (
+		chainDER [][]byte, leaf *x509.Certificate, err error)
 }
 
 // Store is the part of store.Store that enrollment uses.
 type Store interface {
-	RedeemToken(ctx context.Context, hash []byte, source netip.Addr, now time.Time) (
-		store.Token, error)
-	CreateAgent(ctx context.Context, a store.Agent) error
+	EnrollAgent(ctx context.Context, hash []byte, source netip.Addr, now time.Time,
+		agent func(store.Token) (store.Agent, error)) (store.Token, store.Agent, error)
 }
 
 // Defaults for Config's optional fields.
@@ -164,7 +168,8 @@ func (s *Server) enroll(ctx context.Context, req *wardv1.EnrollRequest, src neti
 	now time.Time) (*wardv1.EnrollResponse, error) {
 	// Check everything the caller controls before the token is redeemed, so that a bad
 	// request does not use it up.
-	if err := CheckCSR(req.GetCsrDer()); err != nil {
+	pub, err := csrKey(req.GetCsrDer())
+	if err != nil {
 		return nil, &refusal{reason: "csr", code: codes.InvalidArgument, cause: err}
 	}
 	host, err := HostFacts(req.GetHost())
@@ -175,49 +180,49 @@ func (s *Server) enroll(ctx context.Context, req *wardv1.EnrollRequest, src neti
 	if secret == "" || len(secret) > MaxTokenBytes {
 		return nil, &refusal{reason: "token", code: codes.PermissionDenied}
 	}
+	agentID, err := newAgentID()
+	if err != nil {
+		return nil, err
+	}
 
+	// One durable transaction checks the token, takes one use and stores the agent, or
+	// does none of it. The certificate is signed inside it, once the token is known good
+	// (a refused token costs no signature); a certificate signed there for an enrollment
+	// that is not stored is dropped.
+	var chain [][]byte
 	hash := sha256.Sum256([]byte(secret))
-	tok, err := s.cfg.Store.RedeemToken(ctx, hash[:], src, now)
+	tok, agent, err := s.cfg.Store.EnrollAgent(ctx, hash[:], src, now,
+		func(tok store.Token) (store.Agent, error) {
+			var leaf *x509.Certificate
+			var err error
+			chain, leaf, err = s.cfg.CA.SignAgentKey(pub, tok.Tenant, agentID, s.cfg.CertTTL)
+			if err != nil {
+				return store.Agent{}, fmt.Errorf("sign agent certificate: %w", err)
+			}
+			return store.Agent{ID: agentID, Tenant: tok.Tenant, Host: host, TokenID: tok.ID,
+				Tier: tok.Tier, EnrolledAt: now, CertSerial: leaf.SerialNumber.Text(16),
+				CertExpires: leaf.NotAfter}, nil
+		})
 	if errors.Is(err, store.ErrTokenRefused) {
 		return nil, &refusal{reason: "token", code: codes.PermissionDenied, tokenID: tok.ID,
 			cause: err}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("redeem token: %w", err)
-	}
-
-	agentID, err := newAgentID()
-	if err != nil {
 		return nil, err
 	}
-	chain, leaf, err := s.cfg.CA.SignAgent(req.GetCsrDer(), tok.Tenant, agentID,
-		s.cfg.CertTTL)
-	if err != nil {
-		return nil, fmt.Errorf("sign agent certificate (token %s): %w", tok.ID, err)
-	}
 
-	agent := store.Agent{
-		ID:          agentID,
-		Tenant:      tok.Tenant,
-		Host:        host,
-		TokenID:     tok.ID,
-		Tier:        tok.Tier,
-		EnrolledAt:  now,
-		CertSerial:  leaf.SerialNumber.Text(16),
-		CertExpires: leaf.NotAfter,
-	}
-	if err := s.cfg.Store.CreateAgent(ctx, agent); err != nil {
-		return nil, fmt.Errorf("create agent (token %s): %w", tok.ID, err)
-	}
-	// The agent gets its certificate only once the enrollment is in the evidence log.
-	if err := s.record(ctx, agent, src); err != nil {
+	// The agent gets its certificate only once the enrollment is in the evidence log. The
+	// record is waited for even when the caller has gone, since the agent is stored. Should
+	// it fail, the certificate never leaves this function: nothing can connect as the
+	// agent.
+	if err := s.record(context.WithoutCancel(ctx), agent, src); err != nil {
 		return nil, err
 	}
 
 	s.cfg.Metrics.Enrolled()
 	s.log.Info("agent enrolled", logkey.Agent, agentID, logkey.Tenant, tok.Tenant,
 		logkey.TokenID, tok.ID, logkey.Serial, agent.CertSerial,
-		logkey.NotAfter, leaf.NotAfter, logkey.Peer, src.String())
+		logkey.NotAfter, agent.CertExpires, logkey.Peer, src.String())
 
 	return &wardv1.EnrollResponse{
 		AgentId:          agentID,

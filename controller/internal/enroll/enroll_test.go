@@ -362,3 +362,39 @@ func TestEnrollRefusalRateLimit(t *testing.T) {
 		t.Fatalf("uses left = %d, want 1", toks[0].UsesLeft)
 	}
 }
+
+func TestEnrollRaceForLastUse(t *testing.T) {
+	e := newEnv(t, nil)
+	e.token("tok1", "the-secret", func(tok *store.Token) { tok.UsesLeft = 2 })
+
+	const racers = 6
+	codesSeen := make(chan codes.Code, racers)
+	var wg sync.WaitGroup
+	for range racers {
+		csr := newCSR(t)
+		wg.Go(func() {
+			_, err := e.enroll("the-secret", csr)
+			codesSeen <- status.Code(err)
+		})
+	}
+	wg.Wait()
+	close(codesSeen)
+
+	var ok, refused int
+	for c := range codesSeen {
+		switch c {
+		case codes.OK:
+			ok++
+		case codes.PermissionDenied:
+			refused++
+		default:
+			t.Errorf("Enroll = %v, want OK or PermissionDenied", c)
+		}
+	}
+	if ok != 2 || refused != racers-2 {
+		t.Fatalf("%d enrolled, %d refused; want 2 and %d", ok, refused, racers-2)
+	}
+	if n := len(e.agents()); n != 2 {
+		t.Fatalf("%d agents stored, want 2", n)
+	}
+}
