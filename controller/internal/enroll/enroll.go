@@ -45,6 +45,8 @@ type Signer interface {
 
 // Store is the part of store.Store that enrollment uses.
 type Store interface {
+	CheckToken(ctx context.Context, hash []byte, source netip.Addr, now time.Time) (
+		store.Token, error)
 	EnrollAgent(ctx context.Context, hash []byte, source netip.Addr, now time.Time,
 		agent func(store.Token) (store.Agent, error)) (store.Token, store.Agent, error)
 }
@@ -70,7 +72,7 @@ type Config struct {
 	RefusalRate  rate.Limit        // refusals per second per source; default DefaultRefusalRate
 	RefusalBurst int               // refusals allowed at once; default DefaultRefusalBurst
 	MaxSources   int               // sources the limiter remembers; default DefaultMaxSources
-	Evidence     evidence.Recorder // nil: evidence.Discard
+	Evidence     evidence.Recorder // stores each enrollment with its record; nil: none
 	Metrics      *metrics.Metrics  // nil: no metrics
 	Log          *slog.Logger      // required
 	Clock        func() time.Time  // nil: time.Now
@@ -120,7 +122,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Clock = time.Now
 	}
 	if cfg.Evidence == nil {
-		cfg.Evidence = evidence.Discard
+		cfg.Evidence = storeOnly{cfg.Store}
 	}
 	return &Server{
 		cfg:     cfg,
@@ -180,42 +182,47 @@ func (s *Server) enroll(ctx context.Context, req *wardv1.EnrollRequest, src neti
 	if secret == "" || len(secret) > MaxTokenBytes {
 		return nil, &refusal{reason: "token", code: codes.PermissionDenied}
 	}
-	agentID, err := newAgentID()
-	if err != nil {
-		return nil, err
-	}
-
-	// One durable transaction checks the token, takes one use and stores the agent, or
-	// does none of it. The certificate is signed inside it, once the token is known good
-	// (a refused token costs no signature); a certificate signed there for an enrollment
-	// that is not stored is dropped.
-	var chain [][]byte
+	// A read first, so that a refused token costs no signature.
 	hash := sha256.Sum256([]byte(secret))
-	tok, agent, err := s.cfg.Store.EnrollAgent(ctx, hash[:], src, now,
-		func(tok store.Token) (store.Agent, error) {
-			var leaf *x509.Certificate
-			var err error
-			chain, leaf, err = s.cfg.CA.SignAgentKey(pub, tok.Tenant, agentID, s.cfg.CertTTL)
-			if err != nil {
-				return store.Agent{}, fmt.Errorf("sign agent certificate: %w", err)
-			}
-			return store.Agent{ID: agentID, Tenant: tok.Tenant, Host: host, TokenID: tok.ID,
-				Tier: tok.Tier, EnrolledAt: now, CertSerial: leaf.SerialNumber.Text(16),
-				CertExpires: leaf.NotAfter}, nil
-		})
+	tok, err := s.cfg.Store.CheckToken(ctx, hash[:], src, now)
 	if errors.Is(err, store.ErrTokenRefused) {
 		return nil, &refusal{reason: "token", code: codes.PermissionDenied, tokenID: tok.ID,
 			cause: err}
 	}
 	if err != nil {
+		return nil, fmt.Errorf("check token: %w", err)
+	}
+
+	agentID, err := newAgentID()
+	if err != nil {
 		return nil, err
+	}
+	chain, leaf, err := s.cfg.CA.SignAgentKey(pub, tok.Tenant, agentID, s.cfg.CertTTL)
+	if err != nil {
+		return nil, fmt.Errorf("sign agent certificate (token %s): %w", tok.ID, err)
+	}
+	agent := store.Agent{
+		ID:          agentID,
+		Tenant:      tok.Tenant,
+		Host:        host,
+		TokenID:     tok.ID,
+		Tier:        tok.Tier,
+		EnrolledAt:  now,
+		CertSerial:  leaf.SerialNumber.Text(16),
+		CertExpires: leaf.NotAfter,
 	}
 
 	// The agent gets its certificate only once the enrollment is in the evidence log. The
-	// record is waited for even when the caller has gone, since the agent is stored. Should
-	// it fail, the certificate never leaves this function: nothing can connect as the
-	// agent.
-	if err := s.record(context.WithoutCancel(ctx), agent, src); err != nil {
+	// record, the token's use and the agent are stored in one transaction, or none of
+	// them: a token used up or revoked since the check is refused there, and the
+	// certificate just signed is dropped.
+	err = s.record(ctx, store.Enrollment{Hash: hash[:], Source: src, Now: now,
+		Agent: agent})
+	if errors.Is(err, store.ErrTokenRefused) {
+		return nil, &refusal{reason: "token", code: codes.PermissionDenied, tokenID: tok.ID,
+			cause: err}
+	}
+	if err != nil {
 		return nil, err
 	}
 
@@ -234,8 +241,9 @@ func (s *Server) enroll(ctx context.Context, req *wardv1.EnrollRequest, src neti
 	}, nil
 }
 
-// record writes the enrollment to the tenant's evidence log.
-func (s *Server) record(ctx context.Context, a store.Agent, src netip.Addr) error {
+// record stores en with its record in the tenant's evidence log.
+func (s *Server) record(ctx context.Context, en store.Enrollment) error {
+	a := en.Agent
 	_, err := s.cfg.Evidence.Record(ctx, evidence.Entry{
 		Tenant:  a.Tenant,
 		Type:    evidence.TypeAgentEnrolled,
@@ -244,13 +252,32 @@ func (s *Server) record(ctx context.Context, a store.Agent, src netip.Addr) erro
 		Data: map[string]any{
 			"token_id": a.TokenID, "tier": a.Tier, "hostname": a.Host.Hostname,
 			"os": a.Host.OS, "os_version": a.Host.OSVersion, "machine_id": a.Host.MachineID,
-			"serial": a.CertSerial, "not_after": a.CertExpires, "source": src.String(),
+			"serial": a.CertSerial, "not_after": a.CertExpires,
+			"source": en.Source.String(),
 		},
+		Enrollment: &en,
 	})
 	if err != nil {
 		return fmt.Errorf("record enrollment of %s: %w", a.ID, err)
 	}
 	return nil
+}
+
+// storeOnly is the Recorder of a Server without an evidence log: it stores enrollments
+// and records nothing.
+type storeOnly struct{ st Store }
+
+func (r storeOnly) Record(ctx context.Context, e evidence.Entry) (evidence.Receipt, error) {
+	en := e.Enrollment
+	if en == nil {
+		return evidence.Receipt{Tenant: e.Tenant}, nil
+	}
+	_, _, err := r.st.EnrollAgent(ctx, en.Hash, en.Source, en.Now,
+		func(store.Token) (store.Agent, error) { return en.Agent, nil })
+	if err != nil {
+		return evidence.Receipt{}, err
+	}
+	return evidence.Receipt{Tenant: e.Tenant}, nil
 }
 
 // toStatus turns an error of enroll into the status the caller sees, after counting and

@@ -69,6 +69,24 @@ func (s *Store) RedeemToken(ctx context.Context, hash []byte, source netip.Addr,
 	return t, nil
 }
 
+// CheckToken implements store.Tokens: a read of the token and nothing more.
+func (s *Store) CheckToken(ctx context.Context, hash []byte, source netip.Addr,
+	now time.Time) (store.Token, error) {
+	var t store.Token
+	err := s.view(ctx, func(txn *badgerdb.Txn) error {
+		var err error
+		t, err = findToken(txn, hash, source, now)
+		return err
+	})
+	if errors.Is(err, store.ErrTokenRefused) {
+		return store.Token{ID: t.ID, Tenant: t.Tenant}, store.ErrTokenRefused
+	}
+	if err != nil {
+		return store.Token{}, fmt.Errorf("check token: %w", err)
+	}
+	return t, nil
+}
+
 // EnrollAgent implements store.Tokens. Concurrent enrollments are committed together in
 // one synced transaction (groupUpdate), in which they see each other's token uses, so
 // enrollments sharing a token neither conflict nor overdraw it.
