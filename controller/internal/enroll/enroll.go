@@ -86,6 +86,7 @@ type Server struct {
 	log     *slog.Logger
 	clock   func() time.Time
 	limiter *refusalLimiter
+	tokens  tokenRefs
 }
 
 var _ wardv1.EnrollmentServiceServer = (*Server)(nil)
@@ -182,11 +183,11 @@ func (s *Server) enroll(ctx context.Context, req *wardv1.EnrollRequest, src neti
 	if secret == "" || len(secret) > MaxTokenBytes {
 		return nil, &refusal{reason: "token", code: codes.PermissionDenied}
 	}
-	// A read first, so that a refused token costs no signature.
+	// Which token it is, and a first check, so that a refused token costs no signature.
 	hash := sha256.Sum256([]byte(secret))
-	tok, err := s.cfg.Store.CheckToken(ctx, hash[:], src, now)
+	tok, err := s.tokens.lookup(ctx, s.cfg.Store, hash, src, now)
 	if errors.Is(err, store.ErrTokenRefused) {
-		return nil, &refusal{reason: "token", code: codes.PermissionDenied, tokenID: tok.ID,
+		return nil, &refusal{reason: "token", code: codes.PermissionDenied, tokenID: tok.id,
 			cause: err}
 	}
 	if err != nil {
@@ -197,16 +198,16 @@ func (s *Server) enroll(ctx context.Context, req *wardv1.EnrollRequest, src neti
 	if err != nil {
 		return nil, err
 	}
-	chain, leaf, err := s.cfg.CA.SignAgentKey(pub, tok.Tenant, agentID, s.cfg.CertTTL)
+	chain, leaf, err := s.cfg.CA.SignAgentKey(pub, tok.tenant, agentID, s.cfg.CertTTL)
 	if err != nil {
-		return nil, fmt.Errorf("sign agent certificate (token %s): %w", tok.ID, err)
+		return nil, fmt.Errorf("sign agent certificate (token %s): %w", tok.id, err)
 	}
 	agent := store.Agent{
 		ID:          agentID,
-		Tenant:      tok.Tenant,
+		Tenant:      tok.tenant,
 		Host:        host,
-		TokenID:     tok.ID,
-		Tier:        tok.Tier,
+		TokenID:     tok.id,
+		Tier:        tok.tier,
 		EnrolledAt:  now,
 		CertSerial:  leaf.SerialNumber.Text(16),
 		CertExpires: leaf.NotAfter,
@@ -219,7 +220,8 @@ func (s *Server) enroll(ctx context.Context, req *wardv1.EnrollRequest, src neti
 	err = s.record(ctx, store.Enrollment{Hash: hash[:], Source: src, Now: now,
 		Agent: agent})
 	if errors.Is(err, store.ErrTokenRefused) {
-		return nil, &refusal{reason: "token", code: codes.PermissionDenied, tokenID: tok.ID,
+		s.tokens.forget(hash)
+		return nil, &refusal{reason: "token", code: codes.PermissionDenied, tokenID: tok.id,
 			cause: err}
 	}
 	if err != nil {
@@ -227,13 +229,13 @@ func (s *Server) enroll(ctx context.Context, req *wardv1.EnrollRequest, src neti
 	}
 
 	s.cfg.Metrics.Enrolled()
-	s.log.Info("agent enrolled", logkey.Agent, agentID, logkey.Tenant, tok.Tenant,
-		logkey.TokenID, tok.ID, logkey.Serial, agent.CertSerial,
+	s.log.Info("agent enrolled", logkey.Agent, agentID, logkey.Tenant, tok.tenant,
+		logkey.TokenID, tok.id, logkey.Serial, agent.CertSerial,
 		logkey.NotAfter, agent.CertExpires, logkey.Peer, src.String())
 
 	return &wardv1.EnrollResponse{
 		AgentId:          agentID,
-		Tenant:           tok.Tenant,
+		Tenant:           tok.tenant,
 		CertificateChain: chain,
 		CaCertificates:   s.cfg.RootsDER,
 		PolicyPublicKey:  s.cfg.PolicyKeyDER,

@@ -131,10 +131,10 @@ type Tokens interface {
 	// and checks the token as RedeemToken does, calls agent with it for the agent to store
 	// (agent signs its certificate), checks that the agent names the token (TokenID,
 	// Tenant and Tier), takes one use and stores the agent. It returns the token and the
-	// agent once the write is on disk. All of it is stored or none: a refused token
-	// (ErrTokenRefused, with the token's ID and Tenant set when a token matched, for the
-	// log), an error of agent, a taken agent id (ErrExists) or a missing tenant
-	// (ErrNotFound) change nothing. agent may be called more than once, and is not called
+	// agent once the write is on disk. All of it is stored or none: a refused token or an
+	// agent that names another (ErrTokenRefused, with the token's ID and Tenant set when a
+	// token matched, for the log), an error of agent, a taken agent id (ErrExists) or a
+	// missing tenant (ErrNotFound) change nothing. agent may be called more than once, and is not called
 	// for a refused token.
 	EnrollAgent(ctx context.Context, hash []byte, source netip.Addr, now time.Time,
 		agent func(Token) (Agent, error)) (Token, Agent, error)

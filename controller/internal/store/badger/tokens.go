@@ -125,7 +125,7 @@ func enrollAgent(txn *badgerdb.Txn, hash []byte, source netip.Addr, now time.Tim
 		return t, store.Agent{}, err
 	}
 	if a.TokenID != t.ID || a.Tenant != t.Tenant || a.Tier != t.Tier {
-		return t, store.Agent{}, errors.New("the agent does not name its token")
+		return t, store.Agent{}, store.ErrTokenRefused // the agent names another token
 	}
 	if err := tenantExists(txn, a.Tenant); err != nil {
 		return t, store.Agent{}, err

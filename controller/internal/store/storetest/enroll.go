@@ -90,12 +90,12 @@ func testEnrollAgentRefusals(t *testing.T, h Harness) {
 			a, _ := agentFor("new", nil)(tk)
 			a.TokenID = "other"
 			return a, nil
-		}},
+		}, want: store.ErrTokenRefused},
 		{name: "agent of another tier", agent: func(tk store.Token) (store.Agent, error) {
 			a, _ := agentFor("new", nil)(tk)
 			a.Tier++
 			return a, nil
-		}},
+		}, want: store.ErrTokenRefused},
 		{name: "signing fails", agent: func(store.Token) (store.Agent, error) {
 			return store.Agent{}, errSigning
 		}, want: errSigning},
