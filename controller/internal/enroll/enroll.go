@@ -72,7 +72,7 @@ type Config struct {
 	RefusalRate  rate.Limit        // refusals per second per source; default DefaultRefusalRate
 	RefusalBurst int               // refusals allowed at once; default DefaultRefusalBurst
 	MaxSources   int               // sources the limiter remembers; default DefaultMaxSources
-	Evidence     evidence.Recorder // stores each enrollment with its record; nil: none
+	Evidence     evidence.Recorder // stores each enrollment with its record; nil: no record
 	Metrics      *metrics.Metrics  // nil: no metrics
 	Log          *slog.Logger      // required
 	Clock        func() time.Time  // nil: time.Now
