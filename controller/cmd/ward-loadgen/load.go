@@ -32,10 +32,18 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.DurationVar(&cfg.Settle, "settle", 0, "pause before memory readings (0: 5s)")
 	fs.StringVar(&cfg.AgentBinary, "agent-binary", "", "ward-agent binary to measure")
 	fs.DurationVar(&cfg.AgentIdle, "agent-idle", 0, "how long ward-agent idles (0: 10s)")
+	only := fs.String("only", "", "enroll: measure only enrollments against handshakes")
 	output := fs.String("o", "table", "output: table or json")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	switch *only {
+	case "":
+	case "enroll":
+		cfg.EnrollOnly = true
+	default:
+		return fmt.Errorf("only: %q is not enroll", *only)
 	}
 	var err error
 	if cfg.Sizes, err = parseSizes(*sizes); err != nil {

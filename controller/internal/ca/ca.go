@@ -62,6 +62,7 @@ type CA struct {
 	intermediate *x509.Certificate
 	signer       crypto.Signer // the intermediate's key
 	clock        func() time.Time
+	agentShape   func() (*x509.Certificate, error) // newAgentShape; rendered once
 }
 
 // Create makes a new root and intermediate for trustDomain and writes them under dir
@@ -76,7 +77,7 @@ func Create(dir, trustDomain string) (*CA, error) {
 		return nil, ErrExists
 	}
 
-	c := &CA{trustDomain: trustDomain, clock: time.Now}
+	c := &CA{trustDomain: trustDomain, clock: time.Now, agentShape: newAgentShape(trustDomain)}
 	rootKey, err := newSigner()
 	if err != nil {
 		return nil, fmt.Errorf("ca: create: %w", err)
@@ -134,6 +135,7 @@ func Load(dir string) (*CA, error) {
 		intermediate: inter,
 		signer:       signer,
 		clock:        time.Now,
+		agentShape:   newAgentShape(domain),
 	}, nil
 }
 

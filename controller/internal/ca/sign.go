@@ -5,10 +5,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
+	"sync"
 	"time"
 
 	"go.step.sm/crypto/x509util"
@@ -64,7 +67,23 @@ func (c *CA) SignAgent(csrDER []byte, tenant, agentID string, ttl time.Duration)
 		return nil, nil, fmt.Errorf("ca: sign agent: %w: %w", ErrBadName, err)
 	}
 	return c.signCSR(csrDER, leaf{id: id, commonName: agentID, org: tenant, ttl: ttl,
-		usage: clientUsage})
+		usage: clientUsage, agent: true})
+}
+
+// SignAgentKey is SignAgent for a key the caller took from a request it has checked
+// itself (an ECDSA P-256 public key), so that the request is not parsed and verified
+// twice.
+func (c *CA) SignAgentKey(pub crypto.PublicKey, tenant, agentID string, ttl time.Duration) (
+	[][]byte, *x509.Certificate, error) {
+	id := identity.Agent(c.trustDomain, tenant, agentID)
+	if err := id.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("ca: sign agent: %w: %w", ErrBadName, err)
+	}
+	if err := checkKey(pub); err != nil {
+		return nil, nil, fmt.Errorf("ca: sign agent: %w", err)
+	}
+	return c.sign(pub, leaf{id: id, commonName: agentID, org: tenant, ttl: ttl,
+		usage: clientUsage, agent: true})
 }
 
 // SignOperator issues a client certificate for the key in csrDER naming
@@ -108,6 +127,7 @@ type leaf struct {
 	ips        []net.IP
 	ttl        time.Duration
 	usage      []string // x509util ext key usage names
+	agent      bool     // an agent's: made from the CA's agent shape (see leafTemplate)
 }
 
 // signCSR checks the request and signs its public key; nothing else of it is used.
@@ -154,6 +174,55 @@ func (c *CA) sign(pub crypto.PublicKey, l leaf) ([][]byte, *x509.Certificate, er
 		return nil, nil, fmt.Errorf("ca: certificate lifetime %v is not positive", l.ttl)
 	}
 
+	tmpl, err := c.leafTemplate(pub, l)
+	if err != nil {
+		return nil, nil, err
+	}
+	c.setValidity(tmpl, l.ttl, c.intermediate.NotAfter)
+	cert, err := x509util.CreateCertificate(tmpl, c.intermediate, pub, c.signer)
+	if err != nil {
+		return nil, nil, fmt.Errorf("ca: sign %s: %w", l.id, err)
+	}
+	return [][]byte{cert.Raw, c.intermediate.Raw}, cert, nil
+}
+
+// leafTemplate returns the unsigned leaf for pub and l. Agent leaves, one per enrollment,
+// are copies of the CA's agent shape with their subject, URI and key set: the same
+// certificate the template gives them, without rendering it each time.
+func (c *CA) leafTemplate(pub crypto.PublicKey, l leaf) (*x509.Certificate, error) {
+	if !l.agent {
+		return renderLeaf(pub, l)
+	}
+	shape, err := c.agentShape()
+	if err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(l.id.String())
+	if err != nil {
+		return nil, fmt.Errorf("ca: agent uri: %w", err)
+	}
+	tmpl := *shape
+	tmpl.Subject = pkix.Name{CommonName: l.commonName, Organization: []string{l.org}}
+	tmpl.URIs = []*url.URL{u}
+	tmpl.PublicKey = pub
+	return &tmpl, nil
+}
+
+// newAgentShape renders the leaf template once for an agent of trustDomain, the shape
+// every agent leaf is copied from. Its key is a placeholder.
+func newAgentShape(trustDomain string) func() (*x509.Certificate, error) {
+	return sync.OnceValues(func() (*x509.Certificate, error) {
+		key, err := newSigner()
+		if err != nil {
+			return nil, err
+		}
+		return renderLeaf(key.Public(), leaf{id: identity.Agent(trustDomain, "t", "a"),
+			commonName: "a", org: "t", usage: clientUsage})
+	})
+}
+
+// renderLeaf renders the leaf template for pub and l.
+func renderLeaf(pub crypto.PublicKey, l leaf) (*x509.Certificate, error) {
 	sans := []x509util.SubjectAlternativeName{{Type: x509util.URIType, Value: l.id.String()}}
 	for _, d := range l.dns {
 		sans = append(sans, x509util.SubjectAlternativeName{Type: x509util.DNSType, Value: d})
@@ -170,17 +239,7 @@ func (c *CA) sign(pub crypto.PublicKey, l leaf) ([][]byte, *x509.Certificate, er
 	data.SetSubject(subject)
 	data.SetSubjectAlternativeNames(sans...)
 	data.Set("ExtKeyUsage", l.usage)
-
-	tmpl, err := template(leafTemplate, data, pub)
-	if err != nil {
-		return nil, nil, err
-	}
-	c.setValidity(tmpl, l.ttl, c.intermediate.NotAfter)
-	cert, err := x509util.CreateCertificate(tmpl, c.intermediate, pub, c.signer)
-	if err != nil {
-		return nil, nil, fmt.Errorf("ca: sign %s: %w", l.id, err)
-	}
-	return [][]byte{cert.Raw, c.intermediate.Raw}, cert, nil
+	return template(leafTemplate, data, pub)
 }
 
 // template renders an x509util template for pub into an unsigned certificate. The serial

@@ -39,24 +39,30 @@ var ErrBadHostFacts = errors.New("enroll: bad host facts")
 // MaxCSRBytes long, for an ECDSA P-256 key, with a valid self-signature. Its names are
 // not looked at: the controller names the agent. Errors wrap ErrBadCSR.
 func CheckCSR(der []byte) error {
+	_, err := csrKey(der)
+	return err
+}
+
+// csrKey does the checks of CheckCSR and returns the request's key.
+func csrKey(der []byte) (*ecdsa.PublicKey, error) {
 	if len(der) == 0 || len(der) > MaxCSRBytes {
-		return fmt.Errorf("%w: %d bytes", ErrBadCSR, len(der))
+		return nil, fmt.Errorf("%w: %d bytes", ErrBadCSR, len(der))
 	}
 
 	csr, err := x509.ParseCertificateRequest(der)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrBadCSR, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadCSR, err)
 	}
 
 	pub, ok := csr.PublicKey.(*ecdsa.PublicKey)
 	if !ok || pub.Curve != elliptic.P256() {
-		return fmt.Errorf("%w: key is not ECDSA P-256", ErrBadCSR)
+		return nil, fmt.Errorf("%w: key is not ECDSA P-256", ErrBadCSR)
 	}
 
 	if err := csr.CheckSignature(); err != nil {
-		return fmt.Errorf("%w: %w", ErrBadCSR, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadCSR, err)
 	}
-	return nil
+	return pub, nil
 }
 
 // HostFacts validates the facts an agent sent and converts them to the store's form. A nil

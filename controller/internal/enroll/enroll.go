@@ -6,6 +6,7 @@ package enroll
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -36,13 +37,18 @@ type Signer interface {
 	// for ttl, and returns the chain (leaf first, DER) and the parsed leaf.
 	SignAgent(csrDER []byte, tenant, agentID string, ttl time.Duration) (
 		chainDER [][]byte, leaf *x509.Certificate, err error)
+	// SignAgentKey is SignAgent for pub, the ECDSA P-256 key of a request already
+	// checked.
+	SignAgentKey(pub crypto.PublicKey, tenant, agentID string, ttl time.Duration) (
+		chainDER [][]byte, leaf *x509.Certificate, err error)
 }
 
 // Store is the part of store.Store that enrollment uses.
 type Store interface {
-	RedeemToken(ctx context.Context, hash []byte, source netip.Addr, now time.Time) (
+	CheckToken(ctx context.Context, hash []byte, source netip.Addr, now time.Time) (
 		store.Token, error)
-	CreateAgent(ctx context.Context, a store.Agent) error
+	EnrollAgent(ctx context.Context, hash []byte, source netip.Addr, now time.Time,
+		agent func(store.Token) (store.Agent, error)) (store.Token, store.Agent, error)
 }
 
 // Defaults for Config's optional fields.
@@ -66,7 +72,7 @@ type Config struct {
 	RefusalRate  rate.Limit        // refusals per second per source; default DefaultRefusalRate
 	RefusalBurst int               // refusals allowed at once; default DefaultRefusalBurst
 	MaxSources   int               // sources the limiter remembers; default DefaultMaxSources
-	Evidence     evidence.Recorder // nil: evidence.Discard
+	Evidence     evidence.Recorder // stores each enrollment with its record; nil: no record
 	Metrics      *metrics.Metrics  // nil: no metrics
 	Log          *slog.Logger      // required
 	Clock        func() time.Time  // nil: time.Now
@@ -80,6 +86,7 @@ type Server struct {
 	log     *slog.Logger
 	clock   func() time.Time
 	limiter *refusalLimiter
+	tokens  tokenRefs
 }
 
 var _ wardv1.EnrollmentServiceServer = (*Server)(nil)
@@ -116,7 +123,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Clock = time.Now
 	}
 	if cfg.Evidence == nil {
-		cfg.Evidence = evidence.Discard
+		cfg.Evidence = storeOnly{cfg.Store}
 	}
 	return &Server{
 		cfg:     cfg,
@@ -164,7 +171,8 @@ func (s *Server) enroll(ctx context.Context, req *wardv1.EnrollRequest, src neti
 	now time.Time) (*wardv1.EnrollResponse, error) {
 	// Check everything the caller controls before the token is redeemed, so that a bad
 	// request does not use it up.
-	if err := CheckCSR(req.GetCsrDer()); err != nil {
+	pub, err := csrKey(req.GetCsrDer())
+	if err != nil {
 		return nil, &refusal{reason: "csr", code: codes.InvalidArgument, cause: err}
 	}
 	host, err := HostFacts(req.GetHost())
@@ -175,54 +183,60 @@ func (s *Server) enroll(ctx context.Context, req *wardv1.EnrollRequest, src neti
 	if secret == "" || len(secret) > MaxTokenBytes {
 		return nil, &refusal{reason: "token", code: codes.PermissionDenied}
 	}
-
+	// Which token it is, and a first check, so that a refused token costs no signature.
 	hash := sha256.Sum256([]byte(secret))
-	tok, err := s.cfg.Store.RedeemToken(ctx, hash[:], src, now)
+	tok, err := s.tokens.lookup(ctx, s.cfg.Store, hash, src, now)
 	if errors.Is(err, store.ErrTokenRefused) {
-		return nil, &refusal{reason: "token", code: codes.PermissionDenied, tokenID: tok.ID,
+		return nil, &refusal{reason: "token", code: codes.PermissionDenied, tokenID: tok.id,
 			cause: err}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("redeem token: %w", err)
+		return nil, fmt.Errorf("check token: %w", err)
 	}
 
 	agentID, err := newAgentID()
 	if err != nil {
 		return nil, err
 	}
-	chain, leaf, err := s.cfg.CA.SignAgent(req.GetCsrDer(), tok.Tenant, agentID,
-		s.cfg.CertTTL)
+	chain, leaf, err := s.cfg.CA.SignAgentKey(pub, tok.tenant, agentID, s.cfg.CertTTL)
 	if err != nil {
-		return nil, fmt.Errorf("sign agent certificate (token %s): %w", tok.ID, err)
+		return nil, fmt.Errorf("sign agent certificate (token %s): %w", tok.id, err)
 	}
-
 	agent := store.Agent{
 		ID:          agentID,
-		Tenant:      tok.Tenant,
+		Tenant:      tok.tenant,
 		Host:        host,
-		TokenID:     tok.ID,
-		Tier:        tok.Tier,
+		TokenID:     tok.id,
+		Tier:        tok.tier,
 		EnrolledAt:  now,
 		CertSerial:  leaf.SerialNumber.Text(16),
 		CertExpires: leaf.NotAfter,
-		Roles:       tok.Roles, // fixed by the operator; the agent's claims are Host.Roles
+		Roles:       tok.roles, // fixed by the operator; the agent's claims are Host.Roles
 	}
-	if err := s.cfg.Store.CreateAgent(ctx, agent); err != nil {
-		return nil, fmt.Errorf("create agent (token %s): %w", tok.ID, err)
+
+	// The agent gets its certificate only once the enrollment is in the evidence log. The
+	// record, the token's use and the agent are stored in one transaction, or none of
+	// them: a token used up or revoked since the check is refused there, and the
+	// certificate just signed is dropped.
+	err = s.record(ctx, store.Enrollment{Hash: hash[:], Source: src, Now: now,
+		Agent: agent})
+	if errors.Is(err, store.ErrTokenRefused) {
+		s.tokens.forget(hash)
+		return nil, &refusal{reason: "token", code: codes.PermissionDenied, tokenID: tok.id,
+			cause: err}
 	}
-	// The agent gets its certificate only once the enrollment is in the evidence log.
-	if err := s.record(ctx, agent, src); err != nil {
+	if err != nil {
 		return nil, err
 	}
 
 	s.cfg.Metrics.Enrolled()
-	s.log.Info("agent enrolled", logkey.Agent, agentID, logkey.Tenant, tok.Tenant,
-		logkey.TokenID, tok.ID, logkey.Serial, agent.CertSerial,
-		logkey.NotAfter, leaf.NotAfter, logkey.Peer, src.String())
+	s.log.Info("agent enrolled", logkey.Agent, agentID, logkey.Tenant, tok.tenant,
+		logkey.TokenID, tok.id, logkey.Serial, agent.CertSerial,
+		logkey.NotAfter, agent.CertExpires, logkey.Peer, src.String())
 
 	return &wardv1.EnrollResponse{
 		AgentId:          agentID,
-		Tenant:           tok.Tenant,
+		Tenant:           tok.tenant,
 		CertificateChain: chain,
 		CaCertificates:   s.cfg.RootsDER,
 		PolicyPublicKey:  s.cfg.PolicyKeyDER,
@@ -230,8 +244,9 @@ func (s *Server) enroll(ctx context.Context, req *wardv1.EnrollRequest, src neti
 	}, nil
 }
 
-// record writes the enrollment to the tenant's evidence log.
-func (s *Server) record(ctx context.Context, a store.Agent, src netip.Addr) error {
+// record stores en with its record in the tenant's evidence log.
+func (s *Server) record(ctx context.Context, en store.Enrollment) error {
+	a := en.Agent
 	_, err := s.cfg.Evidence.Record(ctx, evidence.Entry{
 		Tenant:  a.Tenant,
 		Type:    evidence.TypeAgentEnrolled,
@@ -240,14 +255,32 @@ func (s *Server) record(ctx context.Context, a store.Agent, src netip.Addr) erro
 		Data: map[string]any{
 			"token_id": a.TokenID, "tier": a.Tier, "hostname": a.Host.Hostname,
 			"os": a.Host.OS, "os_version": a.Host.OSVersion, "machine_id": a.Host.MachineID,
-			"serial": a.CertSerial, "not_after": a.CertExpires, "source": src.String(),
-			"roles": a.AllowedRoles(),
+			"serial": a.CertSerial, "not_after": a.CertExpires,
+			"source": en.Source.String(), "roles": a.AllowedRoles(),
 		},
+		Enrollment: &en,
 	})
 	if err != nil {
 		return fmt.Errorf("record enrollment of %s: %w", a.ID, err)
 	}
 	return nil
+}
+
+// storeOnly is the Recorder of a Server without an evidence log: it stores enrollments
+// and records nothing.
+type storeOnly struct{ st Store }
+
+func (r storeOnly) Record(ctx context.Context, e evidence.Entry) (evidence.Receipt, error) {
+	en := e.Enrollment
+	if en == nil {
+		return evidence.Receipt{Tenant: e.Tenant}, nil
+	}
+	_, _, err := r.st.EnrollAgent(ctx, en.Hash, en.Source, en.Now,
+		func(store.Token) (store.Agent, error) { return en.Agent, nil })
+	if err != nil {
+		return evidence.Receipt{}, err
+	}
+	return evidence.Receipt{Tenant: e.Tenant}, nil
 }
 
 // toStatus turns an error of enroll into the status the caller sees, after counting and

@@ -3,6 +3,7 @@ package enroll
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -11,6 +12,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -360,5 +362,91 @@ func TestEnrollRefusalRateLimit(t *testing.T) {
 	}
 	if toks[0].UsesLeft != 1 {
 		t.Fatalf("uses left = %d, want 1", toks[0].UsesLeft)
+	}
+}
+
+func TestEnrollRaceForLastUse(t *testing.T) {
+	e := newEnv(t, nil)
+	e.token("tok1", "the-secret", func(tok *store.Token) { tok.UsesLeft = 2 })
+
+	const racers = 6
+	codesSeen := make(chan codes.Code, racers)
+	var wg sync.WaitGroup
+	for range racers {
+		csr := newCSR(t)
+		wg.Go(func() {
+			_, err := e.enroll("the-secret", csr)
+			codesSeen <- status.Code(err)
+		})
+	}
+	wg.Wait()
+	close(codesSeen)
+
+	var ok, refused int
+	for c := range codesSeen {
+		switch c {
+		case codes.OK:
+			ok++
+		case codes.PermissionDenied:
+			refused++
+		default:
+			t.Errorf("Enroll = %v, want OK or PermissionDenied", c)
+		}
+	}
+	if ok != 2 || refused != racers-2 {
+		t.Fatalf("%d enrolled, %d refused; want 2 and %d", ok, refused, racers-2)
+	}
+	if n := len(e.agents()); n != 2 {
+		t.Fatalf("%d agents stored, want 2", n)
+	}
+}
+
+// countingSigner counts the agent certificates it signs.
+type countingSigner struct {
+	*ca.CA
+	n atomic.Int32
+}
+
+func (c *countingSigner) SignAgentKey(pub crypto.PublicKey, tenant, agentID string,
+	ttl time.Duration) ([][]byte, *x509.Certificate, error) {
+	c.n.Add(1)
+	return c.CA.SignAgentKey(pub, tenant, agentID, ttl)
+}
+
+// TestEnrollTokenRevokedAfterUse revokes a token after an enrollment: the next ones are
+// refused and change nothing, and only the first refusal costs a signature.
+func TestEnrollTokenRevokedAfterUse(t *testing.T) {
+	var signer *countingSigner
+	e := newEnv(t, func(c *Config) {
+		signer = &countingSigner{CA: c.CA.(*ca.CA)}
+		c.CA = signer
+	})
+	e.token("tok1", "the-secret", func(tok *store.Token) { tok.UsesLeft = 3 })
+	if _, err := e.enroll("the-secret", newCSR(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.RevokeToken(context.Background(), "tok1"); err != nil {
+		t.Fatal(err)
+	}
+
+	for range 3 {
+		_, err := e.enroll("the-secret", newCSR(t))
+		if st := status.Convert(err); st.Code() != codes.PermissionDenied ||
+			st.Message() != "enrollment refused" {
+			t.Fatalf("Enroll with a revoked token = %v", err)
+		}
+	}
+	if n := len(e.agents()); n != 1 {
+		t.Fatalf("%d agents stored, want 1", n)
+	}
+	toks, err := e.store.ListTokens(context.Background(), "clinic-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if toks[0].UsesLeft != 2 {
+		t.Fatalf("uses left = %d, want 2", toks[0].UsesLeft)
+	}
+	if n := signer.n.Load(); n != 2 {
+		t.Fatalf("%d certificates signed, want 2 (the enrollment and the first refusal)", n)
 	}
 }

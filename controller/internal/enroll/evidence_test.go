@@ -13,20 +13,26 @@ import (
 
 	"github.com/wardsec/ward/controller/internal/evidence"
 	"github.com/wardsec/ward/controller/internal/store"
+	"github.com/wardsec/ward/pkg/scrub"
 )
 
-// recorder keeps entries, or fails every Record when fail is set.
+// recorder keeps entries and stores their enrollments in st, or fails every Record
+// when fail is set.
 type recorder struct {
+	st      Store
 	mu      sync.Mutex
 	entries []evidence.Entry
 	fail    bool
 }
 
-func (r *recorder) Record(_ context.Context, e evidence.Entry) (evidence.Receipt, error) {
+func (r *recorder) Record(ctx context.Context, e evidence.Entry) (evidence.Receipt, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.fail {
 		return evidence.Receipt{}, errors.New("log unavailable")
+	}
+	if _, err := (storeOnly{r.st}).Record(ctx, e); err != nil {
+		return evidence.Receipt{}, err
 	}
 	r.entries = append(r.entries, e)
 	return evidence.Receipt{Tenant: e.Tenant, Seq: uint64(len(r.entries))}, nil
@@ -34,7 +40,7 @@ func (r *recorder) Record(_ context.Context, e evidence.Entry) (evidence.Receipt
 
 func TestEnrollmentRecordedAsEvidence(t *testing.T) {
 	rec := &recorder{}
-	e := newEnv(t, func(c *Config) { c.Evidence = rec })
+	e := newEnv(t, func(c *Config) { rec.st = c.Store; c.Evidence = rec })
 	e.token("tok1", "the-secret", nil)
 
 	resp, err := e.enroll("the-secret", newCSR(t))
@@ -65,6 +71,43 @@ func TestEnrollmentFailsWithoutEvidence(t *testing.T) {
 	if status.Code(err) != codes.Internal || resp != nil {
 		t.Fatalf("Enroll with the evidence log down = %v, %v; want Internal, no certificate",
 			resp, err)
+	}
+	// Nothing half-done: no agent, and the token keeps its use.
+	if n := len(e.agents()); n != 0 {
+		t.Fatalf("%d agents stored without their record", n)
+	}
+	toks, err := e.store.ListTokens(context.Background(), "clinic-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if toks[0].UsesLeft != 1 {
+		t.Fatalf("uses left = %d, want 1", toks[0].UsesLeft)
+	}
+}
+
+func TestEnrollmentStoredWithItsRecord(t *testing.T) {
+	var log *evidence.Log
+	e := newEnv(t, func(c *Config) {
+		log = evidence.NewLog(evidence.Config{Store: c.Store.(store.Evidence),
+			Scrubber: scrub.New([]byte("salt"))})
+		c.Evidence = log
+	})
+	e.token("tok1", "the-secret", func(tok *store.Token) { tok.UsesLeft = 3 })
+
+	resp, err := e.enroll("the-secret", newCSR(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.GetAgent(context.Background(), resp.GetAgentId()); err != nil {
+		t.Fatalf("the enrolled agent is not stored: %v", err)
+	}
+	recs, err := e.store.(store.Evidence).ListEvidence(context.Background(), "clinic-a", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 || !strings.Contains(string(recs[0].Body), resp.GetAgentId()) ||
+		!strings.Contains(string(recs[0].Body), evidence.TypeAgentEnrolled) {
+		t.Fatalf("log holds %d records, want the enrollment's", len(recs))
 	}
 }
 
@@ -99,7 +142,7 @@ func TestEnrollmentTakesTheTokensRoles(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := &recorder{}
-			e := newEnv(t, func(c *Config) { c.Evidence = rec })
+			e := newEnv(t, func(c *Config) { rec.st = c.Store; c.Evidence = rec })
 			e.token("tok1", "the-secret", func(tok *store.Token) { tok.Roles = tt.tokenRoles })
 
 			if _, err := e.enroll("the-secret", newCSR(t)); err != nil {

@@ -7,7 +7,10 @@ package evidence
 
 import (
 	"context"
+	"errors"
 	"time"
+
+	"github.com/wardsec/ward/controller/internal/store"
 )
 
 // Record types. Type names are stable strings, part of the evidence format: an auditor
@@ -84,6 +87,11 @@ type Entry struct {
 	// command output and descriptions as they are. Nil records no data. Never put secrets
 	// (token secrets, keys) in it.
 	Data any
+	// Enrollment, when not nil, is the enrollment the entry records (TypeAgentEnrolled):
+	// the store keeps it and the record in one transaction, or neither. When the store
+	// refuses it, Record's error wraps the store's reason (store.ErrTokenRefused, ...).
+	// A Recorder that cannot store it (Discard) fails the entry.
+	Enrollment *store.Enrollment
 }
 
 // Receipt says where an entry landed.
@@ -108,5 +116,8 @@ var Discard Recorder = discard{}
 type discard struct{}
 
 func (discard) Record(_ context.Context, e Entry) (Receipt, error) {
+	if e.Enrollment != nil {
+		return Receipt{}, errors.New("evidence: discard cannot store an enrollment")
+	}
 	return Receipt{Tenant: e.Tenant}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -222,15 +223,15 @@ func (l *Log) flush(ctx context.Context, tenant string, t *tenantLog) {
 // commitBatch commits batch and releases its callers.
 func (l *Log) commitBatch(ctx context.Context, tenant string, t *tenantLog, batch []*pending) {
 	start := time.Now()
-	head, err := l.commit(ctx, tenant, t, batch)
+	head, n, err := l.commit(ctx, tenant, t, batch)
 	elapsed := time.Since(start)
 	for _, p := range batch {
-		if err != nil {
+		if err != nil && p.err == nil {
 			p.err = err
 		}
 		close(p.done)
 	}
-	if err == nil && l.cfg.Appended != nil {
+	if err == nil && n > 0 && l.cfg.Appended != nil {
 		l.cfg.Appended(tenant, head)
 	}
 	t.mu.Lock()
@@ -265,32 +266,48 @@ func (l *Log) gather(t *tenantLog) {
 	}
 }
 
-// commit builds the batch's records after the head and stores them; on a conflict with
-// another writer it reloads the head and tries again.
+// commit builds the batch's records after the head and stores them, and returns the new
+// head and how many records it stored. On a conflict with another writer it reloads the
+// head and tries again. An entry whose enrollment the store refuses gets the error and a
+// zero receipt, and the others are committed without it.
 func (l *Log) commit(ctx context.Context, tenant string, t *tenantLog, batch []*pending) (
-	store.EvidenceHead, error) {
-	for attempt := 0; ; attempt++ {
+	store.EvidenceHead, int, error) {
+	live := slices.Clone(batch)
+	for attempt := 0; ; {
 		if !t.loaded {
 			h, err := l.cfg.Store.EvidenceHead(ctx, tenant)
 			if err != nil {
-				return h, fmt.Errorf("evidence: record: %w", err)
+				return h, 0, fmt.Errorf("evidence: record: %w", err)
 			}
 			t.head, t.loaded = h, true
 		}
-		recs := l.build(tenant, t, batch)
+		recs := l.build(tenant, t, live)
 		err := l.cfg.Store.AppendEvidence(ctx, tenant, t.head, recs)
+		var enErr *store.EnrollmentError
+		if errors.As(err, &enErr) && enErr.Seq > t.head.Size &&
+			enErr.Seq <= t.head.Size+uint64(len(live)) {
+			i := int(enErr.Seq - t.head.Size - 1)
+			live[i].err = fmt.Errorf("evidence: record %s: %w", live[i].e.Type, enErr.Err)
+			live[i].rec = Receipt{}
+			live = slices.Delete(live, i, i+1)
+			if len(live) == 0 {
+				return t.head, 0, nil
+			}
+			continue
+		}
 		if errors.Is(err, store.ErrEvidenceConflict) && attempt < 5 {
+			attempt++
 			t.loaded = false
 			l.cfg.Log.Warn("evidence head moved under us; retrying", logkey.Tenant, tenant)
 			continue
 		}
 		if err != nil {
 			t.loaded = false
-			return t.head, fmt.Errorf("evidence: record: %w", err)
+			return t.head, 0, fmt.Errorf("evidence: record: %w", err)
 		}
 		last := recs[len(recs)-1]
 		t.head = store.EvidenceHead{Size: last.Seq, Hash: last.Hash}
-		return t.head, nil
+		return t.head, len(recs), nil
 	}
 }
 
@@ -309,7 +326,8 @@ func (l *Log) build(tenant string, t *tenantLog, batch []*pending) []store.Evide
 			Subject: p.e.Subject, Data: p.data, Prev: prev}
 		body := r.Body()
 		prev = evidence.ChainHash(prev, evidence.LeafHash(body))
-		recs[i] = store.EvidenceRecord{Seq: r.Seq, Hash: prev, Body: body}
+		recs[i] = store.EvidenceRecord{Seq: r.Seq, Hash: prev, Body: body,
+			Enrollment: p.e.Enrollment}
 		p.rec = Receipt{Tenant: tenant, Seq: r.Seq, Hash: prev, Time: now}
 	}
 	return recs

@@ -52,6 +52,9 @@ type Config struct {
 	AgentBinary string
 	// AgentIdle is how long the agent runs before its memory is read; default 10s.
 	AgentIdle time.Duration
+	// EnrollOnly stops after the enrollment and handshake rounds: no idle memory,
+	// heartbeat throughput or agent measurements.
+	EnrollOnly bool
 	// Log receives progress; required.
 	Log *slog.Logger
 }
@@ -127,6 +130,9 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	ids, err := identities(ctx, cfg, servers, res)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.EnrollOnly {
+		return res, nil
 	}
 	for _, srv := range servers {
 		if err := idle(ctx, cfg, srv, ids, res); err != nil {

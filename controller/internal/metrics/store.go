@@ -57,6 +57,19 @@ func (s *timedStore) RedeemToken(ctx context.Context, hash []byte, source netip.
 	return s.st.RedeemToken(ctx, hash, source, now)
 }
 
+func (s *timedStore) CheckToken(ctx context.Context, hash []byte, source netip.Addr,
+	now time.Time) (store.Token, error) {
+	defer s.since("check_token", time.Now())
+	return s.st.CheckToken(ctx, hash, source, now)
+}
+
+func (s *timedStore) EnrollAgent(ctx context.Context, hash []byte, source netip.Addr,
+	now time.Time, agent func(store.Token) (store.Agent, error)) (store.Token, store.Agent,
+	error) {
+	defer s.since("enroll_agent", time.Now())
+	return s.st.EnrollAgent(ctx, hash, source, now, agent)
+}
+
 func (s *timedStore) ListTokens(ctx context.Context, tenant string) ([]store.Token, error) {
 	defer s.since("list_tokens", time.Now())
 	return s.st.ListTokens(ctx, tenant)

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/netip"
 	"time"
 )
 
@@ -15,7 +17,33 @@ type EvidenceRecord struct {
 	Seq  uint64
 	Hash [32]byte // chain hash (pkg/evidence)
 	Body []byte   // canonical body (pkg/evidence Record.Body)
+	// Enrollment, when not nil, is the enrollment the record tells of, stored with it by
+	// AppendEvidence. It is not part of the record, and never read back.
+	Enrollment *Enrollment
 }
+
+// Enrollment is an agent to store, and the token use to take, together with the evidence
+// record of its enrollment (see AppendEvidence).
+type Enrollment struct {
+	Hash   []byte     // SHA-256 of the token's secret
+	Source netip.Addr // where the agent enrolls from
+	Now    time.Time  // when it enrolls
+	Agent  Agent      // names the token: TokenID, Tenant and Tier
+}
+
+// EnrollmentError is AppendEvidence's error when the enrollment of record Seq cannot be
+// stored; Err is ErrTokenRefused, ErrExists, ErrNotFound or another failure. Nothing was
+// stored.
+type EnrollmentError struct {
+	Seq uint64
+	Err error
+}
+
+func (e *EnrollmentError) Error() string {
+	return fmt.Sprintf("enrollment of evidence record %d: %v", e.Seq, e.Err)
+}
+
+func (e *EnrollmentError) Unwrap() error { return e.Err }
 
 // EvidenceHead is the end of a tenant's log: Size records, the last with chain hash Hash
 // (zero when Size is 0).
@@ -53,7 +81,10 @@ type Evidence interface {
 	EvidenceHead(ctx context.Context, tenant string) (EvidenceHead, error)
 	// AppendEvidence stores recs, which must be numbered after.Size+1, after.Size+2, ...,
 	// in one transaction, and moves the head to the last of them. ErrEvidenceConflict when
-	// the head is no longer after.
+	// the head is no longer after. In the same transaction, for each record with an
+	// Enrollment, in order, it does what EnrollAgent does for its agent: when any of them
+	// fails, nothing at all is stored and the error is an *EnrollmentError naming the
+	// first record whose enrollment failed.
 	AppendEvidence(ctx context.Context, tenant string, after EvidenceHead,
 		recs []EvidenceRecord) error
 	// ListEvidence returns up to limit records with Seq > after, in order; limit <= 0

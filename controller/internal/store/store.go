@@ -176,6 +176,23 @@ type Tokens interface {
 	// RedeemToken atomically finds the token whose secret hashes to hash, checks that it is
 	// usable at now from source, and takes one use. Any reason to refuse is ErrTokenRefused.
 	RedeemToken(ctx context.Context, hash []byte, source netip.Addr, now time.Time) (Token, error)
+	// CheckToken finds the token whose secret hashes to hash and checks that it is usable
+	// at now from source, changing nothing. Any reason to refuse is ErrTokenRefused, with
+	// the token's ID and Tenant set when a token matched (for the log). A later
+	// enrollment may still be refused, should the token be used up or revoked meanwhile.
+	CheckToken(ctx context.Context, hash []byte, source netip.Addr, now time.Time) (
+		Token, error)
+	// EnrollAgent atomically does what RedeemToken and CreateAgent do together: it finds
+	// and checks the token as RedeemToken does, calls agent with it for the agent to store
+	// (agent signs its certificate), checks that the agent names the token (TokenID,
+	// Tenant and Tier), takes one use and stores the agent. It returns the token and the
+	// agent once the write is on disk. All of it is stored or none: a refused token or an
+	// agent that names another (ErrTokenRefused, with the token's ID and Tenant set when a
+	// token matched, for the log), an error of agent, a taken agent id (ErrExists) or a
+	// missing tenant (ErrNotFound) change nothing. agent may be called more than once, and is not called
+	// for a refused token.
+	EnrollAgent(ctx context.Context, hash []byte, source netip.Addr, now time.Time,
+		agent func(Token) (Agent, error)) (Token, Agent, error)
 	ListTokens(ctx context.Context, tenant string) ([]Token, error) // "" means all; newest first
 	RevokeToken(ctx context.Context, id string) (Token, error)
 }

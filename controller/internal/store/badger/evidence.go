@@ -82,6 +82,15 @@ func (s *Store) AppendEvidence(ctx context.Context, tenant string, after store.E
 		if h != after {
 			return store.ErrEvidenceConflict
 		}
+		// A failure discards the whole transaction: enrollments may write as they go.
+		for _, r := range recs {
+			if r.Enrollment == nil {
+				continue
+			}
+			if err := appendEnrollment(txn, r.Enrollment); err != nil {
+				return &store.EnrollmentError{Seq: r.Seq, Err: err}
+			}
+		}
 		for _, r := range recs {
 			val := make([]byte, 0, 32+len(r.Body))
 			val = append(append(val, r.Hash[:]...), r.Body...)
@@ -95,6 +104,13 @@ func (s *Store) AppendEvidence(ctx context.Context, tenant string, after store.E
 		return fmt.Errorf("badger: append evidence %s: %w", tenant, err)
 	}
 	return nil
+}
+
+// appendEnrollment checks and stores en, as EnrollAgent does.
+func appendEnrollment(txn *badgerdb.Txn, en *store.Enrollment) error {
+	_, _, err := enrollAgent(txn, en.Hash, en.Source, en.Now,
+		func(store.Token) (store.Agent, error) { return en.Agent, nil })
+	return err
 }
 
 // ListEvidence implements store.Evidence.

@@ -3,6 +3,7 @@ package badger
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -51,32 +52,133 @@ func (s *Store) RedeemToken(ctx context.Context, hash []byte, source netip.Addr,
 	now time.Time) (store.Token, error) {
 	var t store.Token
 	err := s.update(ctx, func(txn *badgerdb.Txn) error {
-		t = store.Token{}
-		id, err := getString(txn, tokenHashKey(hash))
-		if errors.Is(err, store.ErrNotFound) {
-			return store.ErrTokenRefused
-		}
+		var err error
+		t, err = findToken(txn, hash, source, now)
 		if err != nil {
 			return err
-		}
-		tenant, err := getString(txn, tokenIndexKey(id))
-		if err != nil {
-			return err
-		}
-		if err := get(txn, tokenKey(tenant, id), &t); err != nil {
-			return err
-		}
-		if !usable(t, source, now) {
-			return store.ErrTokenRefused
 		}
 		t.UsesLeft--
-		return put(txn, tokenKey(tenant, id), t)
+		return put(txn, tokenKey(t.Tenant, t.ID), t)
 	})
 	if errors.Is(err, store.ErrTokenRefused) {
 		return store.Token{}, store.ErrTokenRefused
 	}
 	if err != nil {
 		return store.Token{}, fmt.Errorf("redeem token: %w", err)
+	}
+	return t, nil
+}
+
+// CheckToken implements store.Tokens: a read of the token and nothing more.
+func (s *Store) CheckToken(ctx context.Context, hash []byte, source netip.Addr,
+	now time.Time) (store.Token, error) {
+	var t store.Token
+	err := s.view(ctx, func(txn *badgerdb.Txn) error {
+		var err error
+		t, err = findToken(txn, hash, source, now)
+		return err
+	})
+	if errors.Is(err, store.ErrTokenRefused) {
+		return store.Token{ID: t.ID, Tenant: t.Tenant}, store.ErrTokenRefused
+	}
+	if err != nil {
+		return store.Token{}, fmt.Errorf("check token: %w", err)
+	}
+	return t, nil
+}
+
+// EnrollAgent implements store.Tokens. Concurrent enrollments are committed together in
+// one synced transaction (groupUpdate), in which they see each other's token uses, so
+// enrollments sharing a token neither conflict nor overdraw it.
+func (s *Store) EnrollAgent(ctx context.Context, hash []byte, source netip.Addr,
+	now time.Time, agent func(store.Token) (store.Agent, error)) (store.Token, store.Agent,
+	error) {
+	var (
+		t store.Token
+		a store.Agent
+	)
+	err := s.groupUpdate(ctx, func(txn *badgerdb.Txn) error {
+		var err error
+		t, a, err = enrollAgent(txn, hash, source, now, agent)
+		return err
+	})
+	if errors.Is(err, store.ErrTokenRefused) {
+		return store.Token{ID: t.ID, Tenant: t.Tenant}, store.Agent{}, store.ErrTokenRefused
+	}
+	if err != nil {
+		return store.Token{}, store.Agent{}, fmt.Errorf("enroll agent (token %s): %w", t.ID,
+			err)
+	}
+	return t, a, nil
+}
+
+// enrollAgent checks everything, then takes one use of the token and stores the agent. It
+// writes nothing unless it succeeds, as groupUpdate requires.
+func enrollAgent(txn *badgerdb.Txn, hash []byte, source netip.Addr, now time.Time,
+	agent func(store.Token) (store.Agent, error)) (store.Token, store.Agent, error) {
+	t, err := findToken(txn, hash, source, now)
+	if err != nil {
+		return t, store.Agent{}, err
+	}
+	a, err := agent(t)
+	if err != nil {
+		return t, store.Agent{}, err
+	}
+	if a.TokenID != t.ID || a.Tenant != t.Tenant || a.Tier != t.Tier ||
+		!slices.Equal(a.Roles, t.Roles) {
+		return t, store.Agent{}, store.ErrTokenRefused // the agent names another token
+	}
+	if err := tenantExists(txn, a.Tenant); err != nil {
+		return t, store.Agent{}, err
+	}
+	found, err := exists(txn, agentIndexKey(a.ID))
+	if err != nil {
+		return t, store.Agent{}, err
+	}
+	if found {
+		return t, store.Agent{}, store.ErrExists
+	}
+
+	t.UsesLeft--
+	tokVal, err := json.Marshal(t)
+	if err != nil {
+		return t, store.Agent{}, err
+	}
+	agentVal, err := json.Marshal(a)
+	if err != nil {
+		return t, store.Agent{}, err
+	}
+	// Every check is done: only writes from here on.
+	if err := txn.Set(tokenKey(t.Tenant, t.ID), tokVal); err != nil {
+		return t, store.Agent{}, err
+	}
+	if err := txn.Set(agentIndexKey(a.ID), []byte(a.Tenant)); err != nil {
+		return t, store.Agent{}, err
+	}
+	return t, a, txn.Set(agentKey(a.Tenant, a.ID), agentVal)
+}
+
+// findToken reads the token whose secret hashes to hash and checks that it is usable at
+// now from source: store.ErrTokenRefused when it is not, or when there is none.
+func findToken(txn *badgerdb.Txn, hash []byte, source netip.Addr, now time.Time) (
+	store.Token, error) {
+	id, err := getString(txn, tokenHashKey(hash))
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Token{}, store.ErrTokenRefused
+	}
+	if err != nil {
+		return store.Token{}, err
+	}
+	tenant, err := getString(txn, tokenIndexKey(id))
+	if err != nil {
+		return store.Token{}, err
+	}
+	var t store.Token
+	if err := get(txn, tokenKey(tenant, id), &t); err != nil {
+		return store.Token{}, err
+	}
+	if !usable(t, source, now) {
+		return t, store.ErrTokenRefused
 	}
 	return t, nil
 }
