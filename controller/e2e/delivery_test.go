@@ -108,3 +108,31 @@ func TestAgentCrashKeepsSpool(t *testing.T) {
 	waitAcked(t, in, agents, want)
 	stopAndCount(t, in, agents)
 }
+
+// TestLongSpoolIsPacedNotRefused keeps the controller away long enough for an agent to
+// spool three times the burst the controller allows, and checks that the agent resends it
+// within the rate the Welcome announced: every heartbeat arrives once and no stream is
+// ended for flooding.
+func TestLongSpoolIsPacedNotRefused(t *testing.T) {
+	in := newInstallation(t, interval)
+	in.serveArgs = []string{"--message-rate", "10", "--message-burst", "10"}
+	in.startController()
+	agents := startFleet(t, in, 1)
+
+	outage := 30 * interval // 30 heartbeats, three bursts' worth
+	want := map[string]uint64{}
+	for id, info := range in.agents("clinic-a") {
+		want[id] = info.AckedSeq + uint64(outage/interval)
+	}
+	in.ctl.kill(syscall.SIGKILL)
+	time.Sleep(outage)
+
+	in.startController()
+	waitAcked(t, in, agents, want)
+	for _, line := range in.ctl.logLines("agent message refused") {
+		if line["reason"] == "rate" {
+			t.Errorf("a stream was ended for its rate: %v", line)
+		}
+	}
+	stopAndCount(t, in, agents)
+}
