@@ -542,7 +542,12 @@ func (s *Server) refuse(caller identity.ID, err error) error {
 		s.cfg.Metrics.AuthzDenied(connectMethod, "role not allowed")
 		s.log.Warn("agent hello refused", append(attrs, logkey.Reason, "role",
 			logkey.Roles, re.role)...)
-		return status.Error(codes.PermissionDenied, re.Error())
+		if re.role != CollectorRole {
+			return status.Error(codes.PermissionDenied, re.Error())
+		}
+		return status.Errorf(codes.PermissionDenied, "%v; an operator grants it with "+
+			"'wardctl agent roles %s --set host,collector', or enrolls the agent with a "+
+			"token made with --role collector", re, caller.Name)
 	case errors.Is(err, errInvalid):
 		s.cfg.Metrics.StreamClosed("invalid")
 		s.log.Warn("agent message refused", append(attrs, logkey.Reason, "invalid")...)

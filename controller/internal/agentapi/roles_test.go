@@ -71,6 +71,11 @@ func TestHelloRolesMustBeAllowed(t *testing.T) {
 				`"`+tt.refused+`"`) {
 				t.Errorf("refusal %q does not name the role %q", msg, tt.refused)
 			}
+			hint := strings.Contains(status.Convert(err).Message(), "wardctl agent roles a1")
+			if want := tt.refused == CollectorRole; hint != want {
+				t.Errorf("refusal %q: operator's command shown = %v, want %v",
+					status.Convert(err).Message(), hint, want)
+			}
 			if got, _, _ := rec.state(); len(got) != 0 {
 				t.Errorf("observer told of a refused session: %v", got)
 			}
