@@ -45,12 +45,7 @@ func (c *Collector) runPolls(ctx context.Context) {
 			}
 			wait += time.Duration(rand.Float64() * pollJitter * float64(interval))
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-		t.Stop()
+		_ = sleepCtx(ctx, wait) // ctx ending ends the loop
 	}
 }
 

@@ -239,25 +239,11 @@ func (a *app) export(req *wardv1.ExportRequest, out string, progressOut io.Write
 		if err != nil {
 			return err
 		}
-		for {
-			msg, err := stream.Recv()
-			if errors.Is(err, io.EOF) {
-				return nil
+		return receiveBundle("export", bf, stream.Recv, func(m *wardv1.ExportResponse) {
+			if s := m.GetSummary(); s != nil {
+				sum = s
 			}
-			if err != nil {
-				return err
-			}
-			switch b := msg.Body.(type) {
-			case *wardv1.ExportResponse_Progress:
-				bf.progress(b.Progress)
-			case *wardv1.ExportResponse_Chunk:
-				if err := bf.write(b.Chunk); err != nil {
-					return fmt.Errorf("export: %w", err)
-				}
-			case *wardv1.ExportResponse_Summary:
-				sum = b.Summary
-			}
-		}
+		})
 	})
 	if err != nil {
 		return err
@@ -273,6 +259,37 @@ func (a *app) export(req *wardv1.ExportRequest, out string, progressOut io.Write
 		out, bf.written, req.Tenant, sum.FirstSeq, sum.LastSeq, sum.Checkpoints,
 		sum.Witnesses, sum.KeyFingerprint)
 	return err
+}
+
+// bundleMessage is a message of a stream that carries a bundle (Export's and Archive's):
+// progress, the bundle in chunks, then a summary.
+type bundleMessage interface {
+	GetProgress() *wardv1.ExportProgress
+	GetChunk() []byte
+}
+
+// receiveBundle reads recv's stream until it ends: it shows progress, writes the chunks to
+// bf and hands every other message (the summary) to other. Write errors are named op's.
+func receiveBundle[M bundleMessage](op string, bf *bundleFile, recv func() (M, error),
+	other func(M)) error {
+	for {
+		msg, err := recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if p := msg.GetProgress(); p != nil {
+			bf.progress(p)
+		} else if c := msg.GetChunk(); c != nil {
+			if err := bf.write(c); err != nil {
+				return fmt.Errorf("%s: %w", op, err)
+			}
+		} else {
+			other(msg)
+		}
+	}
 }
 
 // bundleFile is a bundle being received: written to a temporary file (0600) beside its

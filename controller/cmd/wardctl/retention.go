@@ -65,25 +65,11 @@ func (a *app) archive(req *wardv1.ArchiveRequest, out string, progressOut io.Wri
 		if err != nil {
 			return err
 		}
-		for {
-			msg, err := stream.Recv()
-			if errors.Is(err, io.EOF) {
-				return nil
+		return receiveBundle("archive", bf, stream.Recv, func(m *wardv1.ArchiveResponse) {
+			if s := m.GetSummary(); s != nil {
+				sum = s
 			}
-			if err != nil {
-				return err
-			}
-			switch b := msg.Body.(type) {
-			case *wardv1.ArchiveResponse_Progress:
-				bf.progress(b.Progress)
-			case *wardv1.ArchiveResponse_Chunk:
-				if err := bf.write(b.Chunk); err != nil {
-					return fmt.Errorf("archive: %w", err)
-				}
-			case *wardv1.ArchiveResponse_Summary:
-				sum = b.Summary
-			}
-		}
+		})
 	})
 	if err != nil {
 		return err

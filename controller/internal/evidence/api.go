@@ -196,17 +196,15 @@ func (s *Service) ListWitnesses(ctx context.Context, req *wardv1.ListWitnessesRe
 	return resp, nil
 }
 
-// streamWriter sends what is written to it as bundle chunks.
-type streamWriter struct {
-	stream wardv1.EvidenceService_ExportServer
-}
+// chunkWriter sends what is written to it as chunks of at most exportChunk bytes, each
+// with send (a bundle's chunks on an Export or Archive stream).
+type chunkWriter func(chunk []byte) error
 
-func (w streamWriter) Write(p []byte) (int, error) {
+func (send chunkWriter) Write(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
 		c := p[:min(len(p), exportChunk)]
-		if err := w.stream.Send(&wardv1.ExportResponse{
-			Body: &wardv1.ExportResponse_Chunk{Chunk: c}}); err != nil {
+		if err := send(c); err != nil {
 			return n, err
 		}
 		n += len(c)
@@ -246,7 +244,10 @@ func (s *Service) Export(req *wardv1.ExportRequest, stream wardv1.EvidenceServic
 		_ = stream.Send(&wardv1.ExportResponse{Body: &wardv1.ExportResponse_Progress{
 			Progress: &wardv1.ExportProgress{Done: done, Total: total, Phase: phase}}})
 	}
-	sum, err := s.cfg.Exporter.Export(ctx, streamWriter{stream}, q, progress)
+	chunks := chunkWriter(func(c []byte) error {
+		return stream.Send(&wardv1.ExportResponse{Body: &wardv1.ExportResponse_Chunk{Chunk: c}})
+	})
+	sum, err := s.cfg.Exporter.Export(ctx, chunks, q, progress)
 	if err != nil {
 		return s.internal("export", err)
 	}

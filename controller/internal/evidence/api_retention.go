@@ -47,25 +47,6 @@ func archiveProto(a store.EvidenceArchive) *wardv1.EvidenceArchive {
 		Size: a.Size}
 }
 
-// archiveWriter sends what is written to it as archive chunks.
-type archiveWriter struct {
-	stream wardv1.EvidenceService_ArchiveServer
-}
-
-func (w archiveWriter) Write(p []byte) (int, error) {
-	n := 0
-	for len(p) > 0 {
-		c := p[:min(len(p), exportChunk)]
-		if err := w.stream.Send(&wardv1.ArchiveResponse{
-			Body: &wardv1.ArchiveResponse_Chunk{Chunk: c}}); err != nil {
-			return n, err
-		}
-		n += len(c)
-		p = p[len(c):]
-	}
-	return n, nil
-}
-
 // Archive implements wardv1.EvidenceServiceServer: admin only. The archive is kept by the
 // controller once written, even when the stream breaks afterwards.
 func (s *Service) Archive(req *wardv1.ArchiveRequest,
@@ -108,7 +89,10 @@ func (s *Service) Archive(req *wardv1.ArchiveRequest,
 		return s.internal("open archive", err)
 	}
 	defer f.Close()
-	if _, err := io.Copy(archiveWriter{stream}, f); err != nil {
+	chunks := chunkWriter(func(c []byte) error {
+		return stream.Send(&wardv1.ArchiveResponse{Body: &wardv1.ArchiveResponse_Chunk{Chunk: c}})
+	})
+	if _, err := io.Copy(chunks, f); err != nil {
 		return s.internal("send archive", err)
 	}
 	return stream.Send(&wardv1.ArchiveResponse{Body: &wardv1.ArchiveResponse_Summary{

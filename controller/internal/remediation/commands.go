@@ -113,28 +113,41 @@ func (e *Engine) sign(c store.Command, rb Runbook) ([]byte, error) {
 	return out, nil
 }
 
+// errUndecodable is deliver's error for a stored command it cannot decode.
+var errUndecodable = errors.New("stored command cannot be decoded")
+
+// deliver hands a stored command to the agent's stream and logs what went wrong:
+// ErrNotConnected when the agent has no stream here, errUndecodable, or the send's error.
+func (e *Engine) deliver(c store.Command) error {
+	var sp wardv1.SignedPayload
+	if err := proto.Unmarshal(c.Signed, &sp); err != nil {
+		e.log.Error("decode stored command", logkey.Command, c.ID, logkey.Error, err)
+		return errUndecodable
+	}
+	err := e.cfg.Sender.Send(c.Agent, &wardv1.ConnectResponse{
+		Body: &wardv1.ConnectResponse_Command{Command: &sp}})
+	if errors.Is(err, ErrNotConnected) {
+		e.log.Info("command waits for the agent", logkey.Command, c.ID,
+			logkey.Agent, c.Agent)
+	} else if err != nil {
+		e.log.Warn("send command", logkey.Command, c.ID, logkey.Agent, c.Agent,
+			logkey.Error, err)
+	}
+	return err
+}
+
 // sendNew hands a command issue stored as sent to the agent's stream. When the stream
 // does not take it (the agent is not connected here), the command goes back to pending,
 // unless a result came meanwhile; it is sent when the agent connects.
 func (e *Engine) sendNew(ctx context.Context, c store.Command) {
-	var sp wardv1.SignedPayload
-	if err := proto.Unmarshal(c.Signed, &sp); err != nil {
-		e.log.Error("decode stored command", logkey.Command, c.ID, logkey.Error, err)
-		return
-	}
-	err := e.cfg.Sender.Send(c.Agent, &wardv1.ConnectResponse{
-		Body: &wardv1.ConnectResponse_Command{Command: &sp}})
+	err := e.deliver(c)
 	if err == nil {
 		e.log.Info("command sent", logkey.Command, c.ID, logkey.Agent, c.Agent,
 			logkey.Runbook, c.Runbook, logkey.Attempt, 1)
 		return
 	}
-	if errors.Is(err, ErrNotConnected) {
-		e.log.Info("command waits for the agent", logkey.Command, c.ID,
-			logkey.Agent, c.Agent)
-	} else {
-		e.log.Warn("send command", logkey.Command, c.ID, logkey.Agent, c.Agent,
-			logkey.Error, err)
+	if errors.Is(err, errUndecodable) {
+		return
 	}
 	_, err = e.st.UpdateCommand(ctx, c.ID, func(c *store.Command) error {
 		if c.Status == store.CommandSent && c.Sends == 1 {
@@ -150,26 +163,12 @@ func (e *Engine) sendNew(ctx context.Context, c store.Command) {
 // send hands a stored command to the agent's stream and marks it sent. An agent without
 // a stream gets it when it connects; failures are logged.
 func (e *Engine) send(ctx context.Context, c store.Command) {
-	var sp wardv1.SignedPayload
-	if err := proto.Unmarshal(c.Signed, &sp); err != nil {
-		e.log.Error("decode stored command", logkey.Command, c.ID, logkey.Error, err)
-		return
-	}
-	err := e.cfg.Sender.Send(c.Agent, &wardv1.ConnectResponse{
-		Body: &wardv1.ConnectResponse_Command{Command: &sp}})
-	if errors.Is(err, ErrNotConnected) {
-		e.log.Info("command waits for the agent", logkey.Command, c.ID,
-			logkey.Agent, c.Agent)
-		return
-	}
-	if err != nil {
-		e.log.Warn("send command", logkey.Command, c.ID, logkey.Agent, c.Agent,
-			logkey.Error, err)
+	if err := e.deliver(c); err != nil {
 		return
 	}
 
 	now := e.clock()
-	_, err = e.st.UpdateCommand(ctx, c.ID, func(c *store.Command) error {
+	_, err := e.st.UpdateCommand(ctx, c.ID, func(c *store.Command) error {
 		if c.Status == store.CommandPending {
 			c.Status = store.CommandSent
 		}
