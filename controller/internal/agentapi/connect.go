@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -60,14 +64,27 @@ func sessionRoles(claimed, allowed []string) ([]string, error) {
 
 // Connect implements AgentService.Connect.
 //
-// Two goroutines serve a stream. The receiver (receive) reads messages, checks them and
-// the agent's rate, and hands them over in order. The handler's own goroutine (serve)
-// sends the Welcome, then commits whatever messages have arrived in one store transaction
-// and acknowledges them with one cumulative ack, and waits for more or for the session to
-// be cancelled (replaced, revoked, shutdown). On cancellation the handler returns at once;
-// gRPC then ends the stream, which unblocks the receiver's pending Recv, and it exits.
+// One goroutine, the handler's own, serves an idle stream: it reads the Hello, sends the
+// Welcome, then waits in Recv for the next message. Messages it receives go to the
+// session's inbox, and a committer goroutine, started when the inbox gets its first
+// message and gone once it is empty, commits whatever has arrived in one store
+// transaction and acknowledges it with one cumulative ack.
+//
+// A session ended from outside (replaced, revoked, roles changed, shutdown, no Hello in
+// time) or by its committer (a refused message, a store failure) is ended by the
+// session's cancel function (see endSession): it writes the stream's status, then
+// cancels the stream's context (see StreamTap), which makes the pending Recv return. The
+// handler then waits for the committer and returns.
 func (s *Server) Connect(stream wardv1.AgentService_ConnectServer) error {
 	ctx := stream.Context()
+	cancel, ok := ctx.Value(streamCancelKey{}).(context.CancelCauseFunc)
+	w, wok := grpc.ServerTransportStreamFromContext(ctx).(statusWriter)
+	if !ok || !wok {
+		s.log.Error("agent stream refused: the gRPC server cannot end streams early " +
+			"(agentapi.StreamTap missing, or a gRPC without WriteStatus)")
+		return status.Error(codes.Internal, "agent streams are not served here")
+	}
+	defer cancel(nil)
 	caller, err := s.agentCaller(ctx)
 	if err != nil {
 		return err
@@ -77,68 +94,183 @@ func (s *Server) Connect(stream wardv1.AgentService_ConnectServer) error {
 		return err
 	}
 
-	sctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	sess := &session{
 		agentID: caller.Name,
 		tenant:  caller.Tenant,
-		cancel:  cancel,
 		limiter: s.sessions.limiter(caller.Name, s.cfg.MessageRate, s.cfg.MessageBurst),
 		stream:  stream,
 		allowed: agent.AllowedRoles(),
 	}
-
-	if !s.sessions.startWorker() {
-		return status.Error(codes.Unavailable, "controller shutting down")
-	}
+	sess.cancel = s.endSession(caller, sess, w, cancel)
 	start := time.Now()
-	inbox := make(chan inbound, inboxSize)
-	go func() {
-		defer s.sessions.workers.Done()
-		s.receive(sctx, stream, sess, inbox)
-	}()
-
-	err = s.serve(sctx, caller, sess, inbox)
+	err = s.serve(ctx, caller, sess)
 	s.log.Info("agent disconnected", logkey.Agent, caller.Name, logkey.Tenant, caller.Tenant,
 		logkey.Reason, status.Code(err).String(),
 		logkey.Duration, time.Since(start).Round(time.Millisecond))
 	return err
 }
 
-// inboxSize is how many received messages may wait for the handler; the receiver stops
-// reading (and HTTP/2 flow control slows the agent) while it is full.
-const inboxSize = 16
+// statusWriter is what gRPC's server transport stream (grpc.ServerTransportStream) also
+// implements: ending the stream with a status, as returning from the handler does, but
+// from any goroutine. gRPC's documented API has no other way to end a stream whose
+// handler waits in Recv, and a Recv that a cancelled context interrupts ends the stream
+// with Canceled at once, before the handler can say why. Connect refuses to serve without
+// it, so a gRPC upgrade that drops it fails every stream test at once.
+type statusWriter interface {
+	WriteStatus(st *status.Status) error
+}
+
+// endSession returns the session's cancel function. Its first call ends the stream: it
+// turns the cause into the stream's status (logged and counted once), writes it, and then
+// cancels the stream's context with the cause. Later calls do nothing.
+func (s *Server) endSession(caller identity.ID, sess *session, w statusWriter,
+	cancel context.CancelCauseFunc) context.CancelCauseFunc {
+	var once sync.Once
+	return func(cause error) {
+		once.Do(func() {
+			err := s.causeStatus(caller, cause)
+			sess.setFinal(err)
+			_ = w.WriteStatus(status.Convert(err)) // fails only if the stream is over
+			cancel(cause)
+		})
+	}
+}
+
+// over returns the status of a session whose context has ended: the one its cancel
+// function wrote, or the context's own (the agent went away).
+func over(ctx context.Context, sess *session) error {
+	if err := sess.finalStatus(); err != nil {
+		return err
+	}
+	return status.FromContextError(context.Cause(ctx)).Err()
+}
+
+// streamCancelKey keys the cancel function of a Connect stream's context.
+type streamCancelKey struct{}
+
+// StreamTap returns the server option that Connect needs: it gives each Connect stream a
+// context that the stream's session can cancel with a cause. gRPC's server cannot
+// interrupt a handler's pending Recv otherwise, short of closing the connection, which
+// would lose the status that tells the agent why its stream ended.
+func StreamTap() grpc.ServerOption {
+	return grpc.InTapHandle(func(ctx context.Context, info *tap.Info) (context.Context, error) {
+		if info.FullMethodName != connectMethod {
+			return ctx, nil
+		}
+		ctx, cancel := context.WithCancelCause(ctx)
+		return context.WithValue(ctx, streamCancelKey{}, cancel), nil
+	})
+}
 
 // Limits of one batch: the messages committed in one transaction and acknowledged by one
-// ack.
+// ack. inboxSize is how many received messages may wait for the committer; the handler
+// stops reading (and HTTP/2 flow control slows the agent) while that many wait.
 const (
 	maxBatch      = 64
 	maxBatchBytes = 1 << 20
+	inboxSize     = 16
 )
 
-// inbound is what the receiver hands to the handler: a checked message, or why the
-// stream can be read no further (io.EOF when the agent closed it).
-type inbound struct {
-	m   *wardv1.ConnectRequest
-	err error
+// refusal is a session cancelled by its committer: err becomes the stream's status.
+type refusal struct{ err error }
+
+func (r *refusal) Error() string { return r.err.Error() }
+func (r *refusal) Unwrap() error { return r.err }
+
+// inbox holds a session's received messages until its committer takes them. The
+// committer goroutine runs only while messages wait, so an idle stream costs none.
+type inbox struct {
+	mu      sync.Mutex // guards the fields below
+	msgs    []*wardv1.ConnectRequest
+	busy    chan struct{} // non-nil while a committer runs; closed when it exits
+	space   chan struct{} // non-nil while the handler waits for room; closed at a take
+	stopped bool          // no more messages are accepted
 }
 
-// receive reads the Hello, then messages, checking each one and the agent's rate, and
-// hands them to inbox in order until an error, which it hands over last, or until ctx
-// ends.
-func (s *Server) receive(ctx context.Context, stream wardv1.AgentService_ConnectServer,
-	sess *session, inbox chan<- inbound) {
-	m, err := s.recvHello(stream, sess)
+// put adds m to the inbox, starting a committer with start if none runs. While the inbox
+// is full it waits for room until ctx ends. It reports false when m was not added: ctx
+// ended, the inbox was stopped, or no committer could be started (shutdown).
+func (in *inbox) put(ctx context.Context, m *wardv1.ConnectRequest,
+	start func() bool) bool {
 	for {
+		in.mu.Lock()
+		if in.stopped {
+			in.mu.Unlock()
+			return false
+		}
+		if len(in.msgs) < inboxSize {
+			if in.busy == nil {
+				if !start() {
+					in.mu.Unlock()
+					return false
+				}
+				in.busy = make(chan struct{})
+			}
+			in.msgs = append(in.msgs, m)
+			in.mu.Unlock()
+			return true
+		}
+		if in.space == nil {
+			in.space = make(chan struct{})
+		}
+		space := in.space
+		in.mu.Unlock()
+
 		select {
-		case inbox <- inbound{m: m, err: err}:
+		case <-space:
 		case <-ctx.Done():
-			return
+			return false
 		}
-		if err != nil {
-			return
-		}
-		m, err = recvChecked(stream, sess)
+	}
+}
+
+// take removes and returns the oldest messages, up to the batch limits. When none wait,
+// the committer is over: take marks it gone, closes its channel and returns nil.
+func (in *inbox) take() []*wardv1.ConnectRequest {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+
+	if len(in.msgs) == 0 {
+		close(in.busy)
+		in.busy = nil
+		return nil
+	}
+	n, size := 0, 0
+	for n < len(in.msgs) && n < maxBatch && size < maxBatchBytes {
+		size += proto.Size(in.msgs[n])
+		n++
+	}
+	batch := slices.Clone(in.msgs[:n])
+	clear(in.msgs[:n])
+	in.msgs = in.msgs[:copy(in.msgs, in.msgs[n:])]
+	if in.space != nil {
+		close(in.space)
+		in.space = nil
+	}
+	return batch
+}
+
+// abandon drops what waits and ends the committer, which must be the caller.
+func (in *inbox) abandon() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+
+	in.stopped = true
+	clear(in.msgs)
+	in.msgs = nil
+	close(in.busy)
+	in.busy = nil
+}
+
+// drain stops accepting messages and waits until the committer has committed what waits,
+// or given up.
+func (in *inbox) drain() {
+	in.mu.Lock()
+	in.stopped = true
+	busy := in.busy
+	in.mu.Unlock()
+	if busy != nil {
+		<-busy
 	}
 }
 
@@ -158,10 +290,12 @@ func recvChecked(stream wardv1.AgentService_ConnectServer, sess *session) (
 	return m, nil
 }
 
-// endStatus turns the cause of a cancelled session into the stream's status.
-func (s *Server) endStatus(sctx context.Context, caller identity.ID) error {
-	cause := context.Cause(sctx)
+// causeStatus turns the cause of a session's end into the stream's status.
+func (s *Server) causeStatus(caller identity.ID, cause error) error {
+	var rf *refusal
 	switch {
+	case errors.As(cause, &rf):
+		return s.refuse(caller, rf.err)
 	case errors.Is(cause, errReplaced):
 		s.cfg.Metrics.StreamClosed("replaced")
 		s.log.Info("agent stream replaced", logkey.Agent, caller.Name)
@@ -179,20 +313,16 @@ func (s *Server) endStatus(sctx context.Context, caller identity.ID) error {
 	return status.FromContextError(cause).Err()
 }
 
-// serve runs one session on the handler's goroutine: Hello and Welcome, then batches of
-// messages until the stream ends or ctx is cancelled.
-func (s *Server) serve(ctx context.Context, caller identity.ID, sess *session,
-	inbox <-chan inbound) error {
-	var first inbound
-	select {
-	case first = <-inbox:
-	case <-ctx.Done():
-		return s.endStatus(ctx, caller)
+// serve runs one session: Hello and Welcome, then messages until the stream ends or ctx
+// is cancelled.
+func (s *Server) serve(ctx context.Context, caller identity.ID, sess *session) error {
+	hello, err := s.recvHello(sess)
+	if err != nil {
+		if ctx.Err() != nil {
+			return over(ctx, sess)
+		}
+		return s.refuse(caller, err)
 	}
-	if first.err != nil {
-		return s.refuse(caller, first.err)
-	}
-	hello := first.m
 	var host *store.HostFacts // nil: the hello carries none; keep the stored facts
 	if pb := hello.GetHello().GetHost(); pb != nil {
 		facts, err := enroll.HostFacts(pb)
@@ -212,7 +342,7 @@ func (s *Server) serve(ctx context.Context, caller identity.ID, sess *session,
 	defer s.sessions.remove(sess)
 	defer sess.end()
 	if ctx.Err() != nil {
-		return s.endStatus(ctx, caller) // shutting down
+		return over(ctx, sess) // shutting down
 	}
 	s.cfg.Metrics.AgentConnected(caller.Tenant)
 	defer s.cfg.Metrics.AgentDisconnected(caller.Tenant)
@@ -220,10 +350,11 @@ func (s *Server) serve(ctx context.Context, caller identity.ID, sess *session,
 	acked, err := s.welcome(ctx, sess, caller, host)
 	if err != nil {
 		if ctx.Err() != nil {
-			return s.endStatus(ctx, caller)
+			return over(ctx, sess)
 		}
 		return err
 	}
+	sess.acked = acked
 	sess.markReady(s.sessions)
 	if s.cfg.Observer != nil {
 		octx, cancel := s.observerContext(ctx)
@@ -232,106 +363,113 @@ func (s *Server) serve(ctx context.Context, caller identity.ID, sess *session,
 		cancel()
 	}
 
+	startCommitter := func() bool {
+		if !s.sessions.startWorker() {
+			return false
+		}
+		go func() {
+			defer s.sessions.workers.Done()
+			s.commitInbox(ctx, caller, sess)
+		}()
+		return true
+	}
 	for {
-		var in inbound
-		select {
-		case in = <-inbox:
-		case <-ctx.Done():
-			return s.endStatus(ctx, caller)
+		m, err := recvChecked(sess.stream, sess)
+		if err == nil && sess.inbox.put(ctx, m, startCommitter) {
+			continue
 		}
-		batch, end := gather(in, inbox)
-
-		var committed []*wardv1.ConnectRequest
-		var stored bool
-		var err error
-		if len(batch) > 0 {
-			acked, committed, stored, err = s.handle(ctx, caller, sess, batch, acked)
-			if ctx.Err() != nil {
-				return s.endStatus(ctx, caller) // the handler has already answered
-			}
-		}
-		// stored but not processed: no ack now (the Welcome of the next stream carries
-		// it); the Processor catches up from the store when the agent connects again
-		perr := s.process(ctx, caller, committed)
-		if stored && perr == nil {
-			// also when a later message of the batch is refused: what came before it is
-			// on disk and the agent must not send it again
-			if err := sess.send(ackResponse(acked)); err != nil {
-				return err
-			}
-		}
-		s.observe(ctx, caller, committed)
-		if perr != nil {
-			return s.refuse(caller, perr)
-		}
-		if err != nil {
-			return s.refuse(caller, err)
-		}
-		if errors.Is(end, io.EOF) {
+		// what arrived before is committed, or refused, before the stream ends
+		sess.inbox.drain()
+		switch {
+		case ctx.Err() != nil:
+			return over(ctx, sess)
+		case err == nil: // no committer could start
+			return status.Error(codes.Unavailable, "controller shutting down")
+		case errors.Is(err, io.EOF):
 			return nil
 		}
-		if end != nil {
-			return s.refuse(caller, end)
+		return s.refuse(caller, err)
+	}
+}
+
+// commitInbox is the committer: it commits and acknowledges the session's inbox, batch
+// after batch, until the inbox is empty. A batch that fails cancels the session with a
+// refusal, whose error becomes the stream's status.
+func (s *Server) commitInbox(ctx context.Context, caller identity.ID, sess *session) {
+	for {
+		batch := sess.inbox.take()
+		if batch == nil {
+			return
+		}
+		if err := s.commitBatch(ctx, caller, sess, batch); err != nil {
+			sess.cancel(&refusal{err: err}) // first: the handler must see ctx end
+			sess.inbox.abandon()
+			return
 		}
 	}
 }
 
-// gather returns first's message and every message already waiting in inbox after it,
-// up to the batch limits, and the error that ended them, if one was handed over.
-func gather(first inbound, inbox <-chan inbound) ([]*wardv1.ConnectRequest, error) {
-	if first.err != nil {
-		return nil, first.err
+// commitBatch commits a batch, hands what was new to the Processor, acknowledges it and
+// tells the Observer. An error ends the session.
+func (s *Server) commitBatch(ctx context.Context, caller identity.ID, sess *session,
+	batch []*wardv1.ConnectRequest) error {
+	acked, committed, stored, err := s.handle(ctx, caller, sess, batch, sess.acked)
+	if ctx.Err() != nil {
+		return ctx.Err() // the session is over; its cause gives the status
 	}
-	batch := []*wardv1.ConnectRequest{first.m}
-	size := proto.Size(first.m)
-	for len(batch) < maxBatch && size < maxBatchBytes {
-		select {
-		case in := <-inbox:
-			if in.err != nil {
-				return batch, in.err
-			}
-			batch = append(batch, in.m)
-			size += proto.Size(in.m)
-		default:
-			return batch, nil
+	sess.acked = acked
+
+	// stored but not processed: no ack now (the Welcome of the next stream carries it);
+	// the Processor catches up from the store when the agent connects again
+	octx, cancel := s.observerContext(ctx)
+	defer cancel()
+	perr := s.process(octx, caller, committed)
+	if stored && perr == nil {
+		// also when a later message of the batch is refused: what came before it is on
+		// disk and the agent must not send it again
+		if err := sess.send(ackResponse(acked)); err != nil {
+			return err
 		}
 	}
-	return batch, nil
+	s.observe(octx, caller, committed)
+	if perr != nil {
+		return perr
+	}
+	return err
 }
 
 // process hands committed messages to the Processor, in order, before they are
-// acknowledged. Its error is a storeError: the agent is not at fault.
+// acknowledged, with ctx from observerContext. Its error is a storeError: the agent is not
+// at fault.
 func (s *Server) process(ctx context.Context, caller identity.ID,
 	committed []*wardv1.ConnectRequest) error {
 	if s.cfg.Processor == nil {
 		return nil
 	}
 	for _, m := range committed {
-		pctx, cancel := s.observerContext(ctx)
-		err := s.cfg.Processor.Process(pctx, caller.Tenant, caller.Name, m)
-		cancel()
-		if err != nil {
+		if err := s.cfg.Processor.Process(ctx, caller.Tenant, caller.Name, m); err != nil {
 			return &storeError{err: fmt.Errorf("process message %d: %w", m.GetSeq(), err)}
 		}
 	}
 	return nil
 }
 
-// observe tells the Observer of committed messages, in order.
+// observe tells the Observer of committed messages, in order, with ctx from
+// observerContext.
 func (s *Server) observe(ctx context.Context, caller identity.ID,
 	committed []*wardv1.ConnectRequest) {
 	if s.cfg.Observer == nil {
 		return
 	}
 	for _, m := range committed {
-		octx, cancel := s.observerContext(ctx)
-		s.cfg.Observer.Committed(octx, caller.Tenant, caller.Name, m)
-		cancel()
+		s.cfg.Observer.Committed(ctx, caller.Tenant, caller.Name, m)
 	}
 }
 
-// observerTimeout bounds each Observer call. Its context is not cancelled when the stream
-// ends: what was committed is processed even if the agent has gone.
+// observerTimeout bounds the Observer's Connected call, and the Processor and Observer
+// calls for one batch together (one timer per batch, not two per message). Their context
+// is not cancelled when the stream ends: what was committed is processed even if the
+// agent has gone.
 const observerTimeout = 30 * time.Second
 
 func (s *Server) observerContext(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -339,15 +477,12 @@ func (s *Server) observerContext(ctx context.Context) (context.Context, context.
 }
 
 // recvHello waits up to HelloTimeout for the first message and checks that it is a Hello
-// with seq 0.
-// Recv cannot be interrupted, so the timeout cancels the session, which ends the handler
-// and with it the stream.
-func (s *Server) recvHello(stream wardv1.AgentService_ConnectServer, sess *session) (
-	*wardv1.ConnectRequest, error) {
+// with seq 0. The timeout cancels the session, which makes the pending Recv return.
+func (s *Server) recvHello(sess *session) (*wardv1.ConnectRequest, error) {
 	timer := time.AfterFunc(s.cfg.HelloTimeout, func() { sess.cancel(errHelloTimeout) })
 	defer timer.Stop()
 
-	m, err := stream.Recv()
+	m, err := sess.stream.Recv()
 	if err != nil {
 		return nil, err
 	}
@@ -454,10 +589,13 @@ func (s *Server) handle(ctx context.Context, caller identity.ID, sess *session,
 		return acked, nil, false, &storeError{err: err}
 	}
 	committed := make([]*wardv1.ConnectRequest, 0, len(msgs))
+	debug := s.log.Enabled(ctx, slog.LevelDebug) // spares boxing the attributes
 	for i, m := range msgs {
 		s.cfg.Metrics.Message(m.Type)
-		s.log.Debug("agent message", logkey.Agent, caller.Name, logkey.Seq, m.Seq,
-			logkey.MessageType, m.Type, "duplicate", dups[i])
+		if debug {
+			s.log.Debug("agent message", logkey.Agent, caller.Name, logkey.Seq, m.Seq,
+				logkey.MessageType, m.Type, "duplicate", dups[i])
+		}
 		if dups[i] {
 			continue
 		}

@@ -136,7 +136,7 @@ func (e *env) serve(maxRecvMsg int) {
 		maxRecvMsg = DefaultMaxMessageBytes
 	}
 	g := grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsCfg)),
-		grpc.MaxRecvMsgSize(maxRecvMsg), grpc.WaitForHandlers(true))
+		grpc.MaxRecvMsgSize(maxRecvMsg), grpc.WaitForHandlers(true), StreamTap())
 	e.srv.Register(g)
 
 	lis, err := net.Listen("tcp", "127.0.0.1:0")

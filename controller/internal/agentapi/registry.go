@@ -33,13 +33,33 @@ type session struct {
 	roles     []string
 	collector bool
 
-	sendMu sync.Mutex // serialises stream.Send between the stream's worker and its writer
+	inbox inbox  // received messages on their way to the store
+	acked uint64 // the agent's acknowledged sequence number; the committer's alone
+
+	finalMu sync.Mutex
+	final   error // the status the session's cancel function wrote
+
+	sendMu sync.Mutex // serialises stream.Send between the committer and the push writer
 
 	pushMu  sync.Mutex // guards the fields below
 	pushes  []*wardv1.ConnectResponse
 	ready   bool // the Welcome is sent; pushes may be written
 	writing bool // a writer goroutine is running
 	ended   bool // the stream is over; pushes are refused
+}
+
+// setFinal records the status that ended the session.
+func (ss *session) setFinal(err error) {
+	ss.finalMu.Lock()
+	defer ss.finalMu.Unlock()
+	ss.final = err
+}
+
+// finalStatus returns the status that ended the session, or nil.
+func (ss *session) finalStatus() error {
+	ss.finalMu.Lock()
+	defer ss.finalMu.Unlock()
+	return ss.final
 }
 
 // registry holds the open session of each agent: at most one per agent id, and counts
