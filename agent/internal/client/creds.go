@@ -22,8 +22,21 @@ type creds struct {
 // held is a certificate with the time the agent obtained it. CAs backdate NotBefore to
 // absorb clock skew, so the lifetime that renewal divides runs from the later of the two.
 type held struct {
-	cert     *tls.Certificate // Leaf always set
-	obtained time.Time
+	cert      *tls.Certificate // Leaf always set
+	presented *tls.Certificate // cert with its leaf alone (see leafOnly)
+	obtained  time.Time
+}
+
+// leafOnly returns c presenting its leaf certificate alone. The controller trusts the
+// intermediate that signs every agent certificate, so the rest of the chain would only
+// make each handshake longer and each connection's state larger on the controller.
+func leafOnly(c *tls.Certificate) *tls.Certificate {
+	if len(c.Certificate) <= 1 {
+		return c
+	}
+	p := *c
+	p.Certificate = c.Certificate[:1]
+	return &p
 }
 
 func newCreds(cert tls.Certificate, obtained time.Time, roots *x509.CertPool) (*creds, error) {
@@ -42,7 +55,7 @@ func newCreds(cert tls.Certificate, obtained time.Time, roots *x509.CertPool) (*
 
 // swap makes cert the one presented from the next handshake on.
 func (c *creds) swap(cert *tls.Certificate, obtained time.Time) {
-	c.cert.Store(&held{cert: cert, obtained: obtained})
+	c.cert.Store(&held{cert: cert, presented: leafOnly(cert), obtained: obtained})
 }
 
 func (c *creds) leaf() *x509.Certificate { return c.cert.Load().cert.Leaf }
@@ -51,7 +64,7 @@ func (c *creds) leaf() *x509.Certificate { return c.cert.Load().cert.Leaf }
 // loaded at start).
 func (c *creds) obtained() time.Time { return c.cert.Load().obtained }
 
-func (c *creds) clientCert() (*tls.Certificate, error) { return c.cert.Load().cert, nil }
+func (c *creds) clientCert() (*tls.Certificate, error) { return c.cert.Load().presented, nil }
 
 // tlsConfig returns the client TLS 1.3 configuration: the certificate is read at each
 // handshake, and the controller must present a certificate that chains to the current

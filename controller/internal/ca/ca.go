@@ -149,6 +149,16 @@ func (c *CA) Roots() *x509.CertPool {
 	return pool
 }
 
+// ClientCAs returns a new pool for verifying client certificates: the root, and the
+// intermediate that signs every leaf, so that a client may present its leaf alone (agents
+// do: a chain of one halves what the controller parses, checks and keeps for each
+// connection). A full chain verifies as before. The caller owns the pool.
+func (c *CA) ClientCAs() *x509.CertPool {
+	pool := c.Roots()
+	pool.AddCert(c.intermediate)
+	return pool
+}
+
 // RootsDER returns the trust bundle as DER certificates (today: the root alone).
 func (c *CA) RootsDER() [][]byte { return [][]byte{c.root.Raw} }
 

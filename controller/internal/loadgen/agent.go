@@ -68,10 +68,13 @@ func (d *Dialer) Baseline() string {
 func (d *Dialer) Addr() string { return d.addr }
 
 // tlsConfig returns the client configuration presenting cert; nil cert presents none.
+// Like ward-agent, it presents the leaf alone: both servers trust the intermediate.
 func (d *Dialer) tlsConfig(cert *tls.Certificate) *tls.Config {
 	cfg := d.base.Clone()
 	if cert != nil {
-		cfg.Certificates = []tls.Certificate{*cert}
+		leaf := *cert
+		leaf.Certificate = cert.Certificate[:min(1, len(cert.Certificate))]
+		cfg.Certificates = []tls.Certificate{leaf}
 	}
 	return cfg
 }

@@ -3,7 +3,10 @@ package loadgen
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 
 	"github.com/wardsec/ward/pkg/pki"
@@ -23,12 +26,29 @@ func (in Installation) Roots() (*x509.CertPool, error) {
 }
 
 // ServerTLS returns the TLS 1.3 server configuration of the controller: its serving
-// certificate, client certificates verified against the trust bundle when given (enrollment
-// shares the port and has none).
+// certificate, client certificates verified when given (enrollment shares the port and has
+// none) against the trust bundle and, as the controller does, the intermediate that signs
+// agent certificates (DIR/ca/intermediate.pem, absent from a development installation), so
+// that agents may present their leaf alone.
 func (in Installation) ServerTLS() (*tls.Config, error) {
 	roots, err := in.Roots()
 	if err != nil {
 		return nil, err
+	}
+	clientCAs := roots.Clone()
+	data, err := os.ReadFile(filepath.Join(in.Dir, "ca", "intermediate.pem"))
+	switch {
+	case errors.Is(err, fs.ErrNotExist): // a development installation: the root signs
+	case err != nil:
+		return nil, fmt.Errorf("server tls: %w", err)
+	default:
+		inter, err := pki.ParseCerts(data)
+		if err != nil {
+			return nil, fmt.Errorf("server tls: intermediate: %w", err)
+		}
+		for _, c := range inter {
+			clientCAs.AddCert(c)
+		}
 	}
 
 	pair, err := pki.LoadKeyPair(filepath.Join(in.Dir, "controller", "cert.pem"),
@@ -41,7 +61,7 @@ func (in Installation) ServerTLS() (*tls.Config, error) {
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{pair},
 		ClientAuth:   tls.VerifyClientCertIfGiven,
-		ClientCAs:    roots,
+		ClientCAs:    clientCAs,
 		NextProtos:   []string{"h2"},
 	}, nil
 }

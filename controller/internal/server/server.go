@@ -198,9 +198,10 @@ func (s *Server) grpcOptions(authority *ca.CA, az *authz.Authorizer,
 		MinVersion:     tls.VersionTLS13,
 		GetCertificate: cert.get,
 		// Enrollment and health need no client certificate; authz refuses every other
-		// call without one. A certificate that is given must verify against the roots.
+		// call without one. A certificate that is given must verify against the root,
+		// alone or (agents present their leaf only) through the intermediate.
 		ClientAuth: tls.VerifyClientCertIfGiven,
-		ClientCAs:  authority.Roots(),
+		ClientCAs:  authority.ClientCAs(),
 		// Revoked agents and operators are refused at the handshake.
 		VerifyConnection: az.VerifyConnection,
 	}
