@@ -203,7 +203,7 @@ func (c *Client) Run(ctx context.Context) error {
 	api := wardv1.NewAgentServiceClient(conn)
 
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return c.connectLoop(ctx, api) })
+	g.Go(func() error { return c.connectLoop(ctx, api, conn.ResetConnectBackoff) })
 	g.Go(func() error { return c.heartbeatLoop(ctx) })
 	g.Go(func() error { return c.renewLoop(ctx, api) })
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
@@ -222,8 +222,10 @@ func (c *Client) checkExpiry() error {
 		ErrCertExpired, c.creds.leaf().NotAfter.UTC().Format(time.RFC3339), c.cfg.Info.Tenant)
 }
 
-// dial creates the ClientConn. gRPC's own reconnect backoff follows the same bounds as the
-// stream's, so neither layer spins against an unreachable controller.
+// dial creates the ClientConn. The stream's loop paces reconnecting (connectLoop): it
+// resets the connection's backoff before each attempt, so that every attempt dials once.
+// The connection's own backoff is therefore MaxBackoff flat: it redials by itself only if
+// nothing asks sooner, and never stacks a delay of its own on top of the loop's.
 func (c *Client) dial() (*grpc.ClientConn, error) {
 	host, _, _ := net.SplitHostPort(c.cfg.Addr)
 	tlsCfg := c.creds.tlsConfig(host, c.cfg.Info.TrustDomain)
@@ -231,9 +233,8 @@ func (c *Client) dial() (*grpc.ClientConn, error) {
 		grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff: grpcbackoff.Config{
-				BaseDelay:  c.cfg.MinBackoff,
-				Multiplier: 2,
-				Jitter:     0.5,
+				BaseDelay:  c.cfg.MaxBackoff,
+				Multiplier: 1,
 				MaxDelay:   c.cfg.MaxBackoff,
 			},
 			MinConnectTimeout: c.cfg.CallTimeout,

@@ -33,7 +33,11 @@ var errNoWelcome = errors.New("controller sent no welcome")
 
 // connectLoop runs sessions one after another until ctx ends, waiting a backoff delay
 // between them. It logs on change only: the first failure of a kind, not every retry.
-func (c *Client) connectLoop(ctx context.Context, api wardv1.AgentServiceClient) error {
+// redial (the connection's ResetConnectBackoff) runs after each delay, so that the next
+// session dials at once: otherwise it could fail at once while the connection sat out a
+// backoff of its own, and the two would compound (a 10 s outage could cost a minute).
+func (c *Client) connectLoop(ctx context.Context, api wardv1.AgentServiceClient,
+	redial func()) error {
 	b := &backoff.Backoff{Min: c.cfg.MinBackoff, Max: c.cfg.MaxBackoff}
 	lastKind := "" // the code of the last failure; a change of code is logged
 	var poison poisonTracker
@@ -84,6 +88,7 @@ func (c *Client) connectLoop(ctx context.Context, api wardv1.AgentServiceClient)
 		if err := sleep(ctx, wait); err != nil {
 			return nil
 		}
+		redial()
 	}
 }
 
