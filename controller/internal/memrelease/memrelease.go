@@ -4,9 +4,15 @@
 // A controller's resident set is mostly per-agent connection state, and its bursts are
 // large: after a restart every agent reconnects at once, and each TLS handshake leaves
 // garbage behind. The Go runtime returns freed heap memory to the system only gradually,
-// so for minutes after such a burst the process holds far more than it uses. A Releaser
-// watches the free heap and, when it is both large and a large share of what is in use,
-// collects garbage and returns every free page at once (debug.FreeOSMemory).
+// and only down to a margin above its next collection goal (half the live heap again at
+// the controller's GOGC of 50), and garbage is collected only when the heap grows, which an
+// idle controller's hardly does; an idle fleet of 10,000 agents would keep about 100 MiB
+// it does not use. Run watches the heap and collects and returns every free page at once
+// (debug.FreeOSMemory) when the free heap is both large and a large share of what is in
+// use (a burst just ended), or when what a collection could return is large and more than
+// the process allocated over the last few seconds (it is idle, and would not reuse it
+// soon). A busy controller allocates far more than that every second, so it is left to
+// the runtime.
 package memrelease
 
 import (
@@ -20,21 +26,24 @@ import (
 // Defaults of Config.
 const (
 	DefaultInterval     = time.Second
-	DefaultMinFree      = 64 << 20
+	DefaultMinFree      = 16 << 20
 	DefaultFreeFraction = 0.5
+	DefaultIdleWindow   = 2 * time.Second
 	DefaultCooldown     = 5 * time.Second
 )
 
-// Config tunes a Releaser. Zero fields take the defaults.
+// Config tunes Run. Zero fields take the defaults.
 type Config struct {
-	// Interval is how often the free heap is read (a cheap read, no collection).
+	// Interval is how often the heap is read (a cheap read, no collection).
 	Interval time.Duration
 	// MinFree is the free heap, in bytes, below which nothing is released.
 	MinFree uint64
-	// FreeFraction is the share of the heap in use that the free heap must also exceed,
-	// so that a steady workload, whose free heap stays a fraction of its live heap, is
-	// left to the runtime.
+	// FreeFraction is the share of the heap in use that the free heap must exceed to be
+	// released however busy the process is: a steady workload's free heap stays below it.
 	FreeFraction float64
+	// IdleWindow is how far back allocations are counted: a free heap larger than what
+	// was allocated in that time is released.
+	IdleWindow time.Duration
 	// Cooldown is the least time between two releases.
 	Cooldown time.Duration
 	// Log receives one debug line per release; nil discards.
@@ -51,6 +60,9 @@ func (c *Config) defaults() {
 	if c.FreeFraction <= 0 {
 		c.FreeFraction = DefaultFreeFraction
 	}
+	if c.IdleWindow <= 0 {
+		c.IdleWindow = DefaultIdleWindow
+	}
 	if c.Cooldown <= 0 {
 		c.Cooldown = DefaultCooldown
 	}
@@ -65,31 +77,50 @@ type Heap struct {
 	Free uint64
 	// InUse is memory occupied by heap objects, live or not yet collected.
 	InUse uint64
+	// Live is the heap that the last collection found live.
+	Live uint64
+	// Allocated counts every byte allocated on the heap since the process started.
+	Allocated uint64
+}
+
+// Reclaimable is what a collection followed by a release could return at most: the free
+// heap, and what was allocated since the last collection (part of it garbage).
+func (h Heap) Reclaimable() uint64 {
+	return h.Free + h.InUse - min(h.Live, h.InUse)
 }
 
 const (
-	metricFree  = "/memory/classes/heap/free:bytes"
-	metricInUse = "/memory/classes/heap/objects:bytes"
+	metricFree   = "/memory/classes/heap/free:bytes"
+	metricInUse  = "/memory/classes/heap/objects:bytes"
+	metricLive   = "/gc/heap/live:bytes"
+	metricAllocs = "/gc/heap/allocs:bytes"
 )
 
 // Read reads the heap without stopping the world.
 func Read() Heap {
-	s := []metrics.Sample{{Name: metricFree}, {Name: metricInUse}}
+	s := []metrics.Sample{{Name: metricFree}, {Name: metricInUse}, {Name: metricLive},
+		{Name: metricAllocs}}
 	metrics.Read(s)
-	var h Heap
-	if s[0].Value.Kind() == metrics.KindUint64 {
-		h.Free = s[0].Value.Uint64()
+	var v [4]uint64
+	for i := range s {
+		if s[i].Value.Kind() == metrics.KindUint64 {
+			v[i] = s[i].Value.Uint64()
+		}
 	}
-	if s[1].Value.Kind() == metrics.KindUint64 {
-		h.InUse = s[1].Value.Uint64()
-	}
-	return h
+	return Heap{Free: v[0], InUse: v[1], Live: v[2], Allocated: v[3]}
 }
 
-// Due reports whether h holds enough free memory to release under cfg.
-func (c Config) Due(h Heap) bool {
+// Due reports whether h holds enough memory to release under cfg, given the bytes the
+// process allocated over the last IdleWindow: a free heap of at least MinFree that is
+// FreeFraction of the heap in use, or, when the process allocated less than that over
+// the window, a reclaimable heap (Heap.Reclaimable) of at least MinFree.
+func (c Config) Due(h Heap, recent uint64) bool {
 	c.defaults()
-	return h.Free >= c.MinFree && float64(h.Free) >= c.FreeFraction*float64(h.InUse)
+	if h.Free >= c.MinFree && float64(h.Free) >= c.FreeFraction*float64(h.InUse) {
+		return true
+	}
+	r := h.Reclaimable()
+	return r >= c.MinFree && recent < r
 }
 
 // Run watches the heap until ctx ends, releasing free memory whenever it is due and the
@@ -98,6 +129,10 @@ func Run(ctx context.Context, cfg Config) {
 	cfg.defaults()
 	tick := time.NewTicker(cfg.Interval)
 	defer tick.Stop()
+
+	// allocs[i] is the allocation count i readings ago, over one IdleWindow
+	allocs := make([]uint64, max(1, int(cfg.IdleWindow/cfg.Interval))+1)
+	seen := 0
 	var last time.Time
 	for {
 		select {
@@ -105,11 +140,15 @@ func Run(ctx context.Context, cfg Config) {
 			return
 		case <-tick.C:
 		}
-		if time.Since(last) < cfg.Cooldown {
-			continue
-		}
 		before := Read()
-		if !cfg.Due(before) {
+		copy(allocs[1:], allocs)
+		allocs[0] = before.Allocated
+		seen = min(seen+1, len(allocs))
+		if seen < len(allocs) || time.Since(last) < cfg.Cooldown {
+			continue // a full window is not yet known, or released just now
+		}
+		recent := before.Allocated - allocs[len(allocs)-1]
+		if !cfg.Due(before, recent) {
 			continue
 		}
 		start := time.Now()
@@ -118,6 +157,7 @@ func Run(ctx context.Context, cfg Config) {
 		after := Read()
 		cfg.Log.Debug("heap memory released", "free_before_bytes", before.Free,
 			"free_after_bytes", after.Free, "in_use_bytes", after.InUse,
+			"allocated_recently_bytes", recent,
 			"duration", last.Sub(start).Round(time.Millisecond))
 	}
 }

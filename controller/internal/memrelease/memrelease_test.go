@@ -10,20 +10,26 @@ import (
 func TestDue(t *testing.T) {
 	cfg := Config{MinFree: 100, FreeFraction: 0.5}
 	tests := []struct {
-		name string
-		h    Heap
-		want bool
+		name   string
+		h      Heap
+		recent uint64 // allocated over the last window
+		want   bool
 	}{
-		{"nothing free", Heap{Free: 0, InUse: 1000}, false},
-		{"below the floor", Heap{Free: 99, InUse: 10}, false},
-		{"small share of a large heap", Heap{Free: 400, InUse: 1000}, false},
-		{"half of the heap", Heap{Free: 500, InUse: 1000}, true},
-		{"more free than used", Heap{Free: 5000, InUse: 1000}, true},
+		{"nothing free", Heap{Free: 0, InUse: 1000, Live: 1000}, 0, false},
+		{"below the floor, idle", Heap{Free: 99, InUse: 10, Live: 10}, 0, false},
+		{"small share of a busy heap", Heap{Free: 400, InUse: 1000, Live: 1000}, 5000, false},
+		{"small share of an idle heap", Heap{Free: 400, InUse: 1000, Live: 1000}, 399, true},
+		{"allocated as much as is free", Heap{Free: 400, InUse: 1000, Live: 1000}, 400, false},
+		{"half of a busy heap", Heap{Free: 500, InUse: 1000, Live: 1000}, 5000, true},
+		{"more free than used", Heap{Free: 5000, InUse: 1000, Live: 1000}, 1 << 30, true},
+		{"uncollected garbage, idle", Heap{Free: 10, InUse: 1000, Live: 600}, 100, true},
+		{"uncollected garbage, busy", Heap{Free: 10, InUse: 1000, Live: 600}, 500, false},
+		{"live above in use", Heap{Free: 10, InUse: 1000, Live: 2000}, 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := cfg.Due(tt.h); got != tt.want {
-				t.Errorf("Due(%+v) = %v, want %v", tt.h, got, tt.want)
+			if got := cfg.Due(tt.h, tt.recent); got != tt.want {
+				t.Errorf("Due(%+v, %d) = %v, want %v", tt.h, tt.recent, got, tt.want)
 			}
 		})
 	}
@@ -65,6 +71,47 @@ func TestRunReleasesAfterABurst(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("free heap still %d bytes after the burst", h.Free)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// live keeps a large heap in use for TestRunReleasesWhenIdle.
+var live [][]byte
+
+// TestRunReleasesWhenIdle releases a free heap that is a small share of a large live one
+// (a fleet of idle agents after their connections' garbage was collected) once nothing
+// has been allocated for a window.
+func TestRunReleasesWhenIdle(t *testing.T) {
+	for range (512 << 20) / 4096 {
+		live = append(live, make([]byte, 4096))
+	}
+	defer func() { live = nil }()
+	const garbage = 96 << 20
+	makeGarbage(garbage)
+	h := Read()
+	if h.Free < garbage/2 {
+		t.Skipf("the runtime already returned the garbage (free %d bytes)", h.Free)
+	}
+	if cfg := (Config{FreeFraction: DefaultFreeFraction}); float64(h.Free) >=
+		cfg.FreeFraction*float64(h.InUse) {
+		t.Fatalf("free %d of %d in use: the burst rule, not the idle one, would release",
+			h.Free, h.InUse)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Run(ctx, Config{Interval: 50 * time.Millisecond, IdleWindow: 200 * time.Millisecond,
+			MinFree: 32 << 20})
+	}()
+	defer func() { cancel(); <-done }()
+
+	deadline := time.Now().Add(20 * time.Second)
+	for Read().Free >= 32<<20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("free heap still %d bytes while idle", Read().Free)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
