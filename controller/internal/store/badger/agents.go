@@ -56,7 +56,10 @@ func getAgent(txn *badgerdb.Txn, id string) (store.Agent, error) {
 		return store.Agent{}, err
 	}
 	var a store.Agent
-	err = get(txn, agentKey(tenant, id), &a)
+	if err := get(txn, agentKey(tenant, id), &a); err != nil {
+		return store.Agent{}, err
+	}
+	_, err = readAgentState(txn, &a)
 	return a, err
 }
 
@@ -69,11 +72,15 @@ func (s *Store) ListAgents(ctx context.Context, tenant string) ([]store.Agent, e
 			return err
 		}
 		for _, tn := range tenants {
+			first := len(out)
 			err := each(txn, agentsPrefix(tn), func(a store.Agent) error {
 				out = append(out, a)
 				return nil
 			})
 			if err != nil {
+				return err
+			}
+			if err := overlayAgentStates(txn, tn, out[first:]); err != nil {
 				return err
 			}
 		}
@@ -109,6 +116,9 @@ func (s *Store) UpdateAgent(ctx context.Context, id string,
 			if err := txn.Set(revokedIndexKey(id), []byte(tenant)); err != nil {
 				return err
 			}
+		}
+		if err := writeAgentState(txn, &a); err != nil {
+			return err
 		}
 		return put(txn, agentKey(tenant, id), a)
 	})

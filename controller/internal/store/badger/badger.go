@@ -7,12 +7,15 @@
 //	operator:<name>                          Operator
 //	tenant:<t>:token:<token-id>              Token (with the SHA-256 of its secret)
 //	tenant:<t>:agent:<agent-id>              Agent
-//	tenant:<t>:msg:<agent-id>:<seq>          Message; seq as 20 zero-padded decimal digits
+//	tenant:<t>:agentstate:<agent-id>         its AckedSeq, LastSeen, Online (binary)
+//	tenant:<t>:msg:<agent-id>:<seq>          Message (binary, msgcodec.go); seq as 20
+//	                                         zero-padded decimal digits
 //	idx:agent:<agent-id>                     tenant id of the agent
 //	idx:token:<token-id>                     tenant id of the token
 //	idx:tokenhash:<hex sha-256>              token id
 //
-// Values are JSON encodings of the store types (Message.Body base64-encoded inside it).
+// Values are JSON encodings of the store types, except the two written for every agent
+// message: the message itself and the agent's delivery state, both binary.
 // Tenant ids, agent ids and token ids never contain ':' (identity.ValidName), so every
 // prefix above is unambiguous. Heartbeat messages expire after Options.HeartbeatTTL;
 // every other message is kept.
@@ -27,6 +30,7 @@ import (
 	"time"
 
 	badgerdb "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/wardsec/ward/controller/internal/store"
 )
@@ -83,6 +87,7 @@ func OpenOptions(o Options) (*Store, error) {
 		WithLoggingLevel(badgerdb.WARNING).
 		WithMemTableSize(16 << 20).
 		WithBlockCacheSize(32 << 20).
+		WithCompression(options.None).
 		WithValueLogFileSize(256 << 20).
 		WithNumCompactors(2)
 	db, err := badgerdb.Open(opts)

@@ -2,10 +2,10 @@ package badger
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 
 	badgerdb "github.com/dgraph-io/badger/v4"
 
@@ -33,7 +33,7 @@ func (s *Store) CommitMessage(ctx context.Context, m store.Message) (bool, error
 }
 
 // CommitMessages stores the messages of one agent that are new, in order, and updates the
-// agent record once for all of them, in one transaction shared with concurrent callers
+// agent's delivery state (agentstate.go) once for all of them, in one transaction shared with concurrent callers
 // (see groupUpdate). A message whose Seq is not above the AckedSeq reached so far (by
 // earlier commits or earlier messages of ms) is a duplicate: not stored, reported true.
 func (s *Store) CommitMessages(ctx context.Context, ms []store.Message) ([]bool, error) {
@@ -47,7 +47,7 @@ func (s *Store) CommitMessages(ctx context.Context, ms []store.Message) ([]bool,
 			return nil, fmt.Errorf("commit messages: %s/%s and %s/%s in one call",
 				first.Tenant, first.Agent, m.Tenant, m.Agent)
 		}
-		val, err := json.Marshal(m)
+		val, err := encodeMessage(m)
 		if err != nil {
 			return nil, fmt.Errorf("commit message %s/%d: %w", m.Agent, m.Seq, err)
 		}
@@ -55,11 +55,18 @@ func (s *Store) CommitMessages(ctx context.Context, ms []store.Message) ([]bool,
 	}
 
 	dups := make([]bool, len(ms))
-	key := agentKey(first.Tenant, first.Agent)
 	err := s.groupUpdate(ctx, func(txn *badgerdb.Txn) error {
-		var a store.Agent
-		if err := get(txn, key, &a); err != nil {
+		// the delivery state record alone is read and written (see agentstate.go);
+		// the agent record only for an agent's first batch, which has none yet
+		a := store.Agent{ID: first.Agent, Tenant: first.Tenant}
+		found, err := readAgentState(txn, &a)
+		if err != nil {
 			return err
+		}
+		if !found {
+			if err := get(txn, agentKey(first.Tenant, first.Agent), &a); err != nil {
+				return err
+			}
 		}
 		fresh := false
 		for i, m := range ms {
@@ -84,7 +91,7 @@ func (s *Store) CommitMessages(ctx context.Context, ms []store.Message) ([]bool,
 			return errDuplicate
 		}
 		a.Online = true
-		return put(txn, key, a)
+		return writeAgentState(txn, &a)
 	})
 	if errors.Is(err, errDuplicate) {
 		return dups, nil
@@ -115,8 +122,16 @@ func (s *Store) ListMessages(ctx context.Context, tenant, agent string, after ui
 			if limit > 0 && len(out) >= limit {
 				break
 			}
+			key := it.Item().Key()
+			seq, err := strconv.ParseUint(string(key[len(prefix):]), 10, 64)
+			if err != nil {
+				return fmt.Errorf("message key %s: %w", key, err)
+			}
 			var m store.Message
-			err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &m) })
+			err = it.Item().Value(func(v []byte) error {
+				m, err = decodeMessage(v, tenant, agent, seq)
+				return err
+			})
 			if err != nil {
 				return fmt.Errorf("decode %s: %w", it.Item().Key(), err)
 			}
