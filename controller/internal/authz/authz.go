@@ -41,11 +41,11 @@ import (
 // Caller is the authenticated party of a call, as the interceptors put it in the context.
 type Caller struct {
 	ID identity.ID
-	// Operator is the stored operator for operator callers, nil otherwise.
+	// Operator is the stored operator for operator callers, nil otherwise. An agent
+	// caller's record is checked (enrolled, in its tenant, not revoked) but not kept: an
+	// agent's stream lives for days, and the record with it would cost every connection
+	// about a kilobyte.
 	Operator *store.Operator
-	// Agent is the stored agent (as read when the call began) for agent callers, nil
-	// otherwise.
-	Agent *store.Agent
 }
 
 type callerKey struct{}
@@ -206,11 +206,10 @@ func (a *Authorizer) identifyCert(leaf *x509.Certificate) (identity.ID, *denial)
 func (a *Authorizer) admit(ctx context.Context, acc access, id identity.ID) (Caller, *denial) {
 	switch {
 	case acc == accessAgent && id.Kind == identity.KindAgent:
-		ag, d := a.liveAgent(ctx, id)
-		if d != nil {
+		if d := a.liveAgent(ctx, id); d != nil {
 			return Caller{}, d
 		}
-		return Caller{ID: id, Agent: &ag}, nil
+		return Caller{ID: id}, nil
 	case acc == accessOperator && id.Kind == identity.KindOperator:
 		op, d := a.liveOperator(ctx, id)
 		if d != nil {
@@ -223,19 +222,19 @@ func (a *Authorizer) admit(ctx context.Context, acc access, id identity.ID) (Cal
 	return Caller{}, &denial{codes.PermissionDenied, id.Kind.String() + " identity not allowed"}
 }
 
-func (a *Authorizer) liveAgent(ctx context.Context, id identity.ID) (store.Agent, *denial) {
+func (a *Authorizer) liveAgent(ctx context.Context, id identity.ID) *denial {
 	ag, err := a.store.GetAgent(ctx, id.Name)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return ag, &denial{codes.PermissionDenied, "unknown agent"}
+		return &denial{codes.PermissionDenied, "unknown agent"}
 	case err != nil:
-		return ag, &denial{codes.Unavailable, "store: " + err.Error()}
+		return &denial{codes.Unavailable, "store: " + err.Error()}
 	case ag.Tenant != id.Tenant:
-		return ag, &denial{codes.PermissionDenied, "agent belongs to another tenant"}
+		return &denial{codes.PermissionDenied, "agent belongs to another tenant"}
 	case ag.Revoked:
-		return ag, &denial{codes.PermissionDenied, "agent revoked"}
+		return &denial{codes.PermissionDenied, "agent revoked"}
 	}
-	return ag, nil
+	return nil
 }
 
 func (a *Authorizer) liveOperator(ctx context.Context, id identity.ID) (store.Operator,
@@ -303,7 +302,7 @@ func (a *Authorizer) VerifyConnection(cs tls.ConnectionState) error {
 	if d == nil {
 		switch id.Kind {
 		case identity.KindAgent:
-			_, d = a.liveAgent(ctx, id)
+			d = a.liveAgent(ctx, id)
 		case identity.KindOperator:
 			_, d = a.liveOperator(ctx, id)
 		}
