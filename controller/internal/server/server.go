@@ -216,6 +216,9 @@ func (s *Server) grpcOptions(authority *ca.CA, az *authz.Authorizer,
 		grpc.ReadBufferSize(max(c.ReadBufferSize, 0)),
 		grpc.WriteBufferSize(max(c.WriteBufferSize, 0)),
 		grpc.SharedWriteBuffer(true),
+		// No HPACK dynamic table for what clients send: an agent sends its headers once,
+		// for a stream that lasts days, and the table would keep them for as long.
+		grpc.HeaderTableSize(0),
 		grpc.InitialWindowSize(c.InitialWindowSize),
 		grpc.InitialConnWindowSize(c.InitialConnWindowSize),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
