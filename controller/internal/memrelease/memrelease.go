@@ -3,16 +3,13 @@
 //
 // A controller's resident set is mostly per-agent connection state, and its bursts are
 // large: after a restart every agent reconnects at once, and each TLS handshake leaves
-// garbage behind. The Go runtime returns freed heap memory to the system only gradually,
-// and only down to a margin above its next collection goal (half the live heap again at
-// the controller's GOGC of 50), and garbage is collected only when the heap grows, which an
-// idle controller's hardly does; an idle fleet of 10,000 agents would keep about 100 MiB
-// it does not use. Run watches the heap and collects and returns every free page at once
-// (debug.FreeOSMemory) when the free heap is both large and a large share of what is in
-// use (a burst just ended), or when what a collection could return is large and more than
-// the process allocated over the last few seconds (it is idle, and would not reuse it
-// soon). A busy controller allocates far more than that every second, so it is left to
-// the runtime.
+// garbage behind. The Go runtime collects garbage only as the heap grows, which an idle
+// controller's hardly does, and returns freed memory only gradually, down to a margin
+// above its next collection goal; an idle fleet of 10,000 agents would keep about 100 MiB
+// it does not use. Run watches the heap and, once the process has allocated less over the
+// last two seconds than a collection could return (it is idle, and would not reuse that
+// memory soon), collects and returns every free page at once (debug.FreeOSMemory). A busy
+// controller allocates far more than that every second, so it is left to the runtime.
 package memrelease
 
 import (
@@ -25,24 +22,21 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultInterval     = time.Second
-	DefaultMinFree      = 16 << 20
-	DefaultFreeFraction = 0.5
-	DefaultIdleWindow   = 2 * time.Second
-	DefaultCooldown     = 5 * time.Second
+	DefaultInterval   = time.Second
+	DefaultMinFree    = 16 << 20
+	DefaultIdleWindow = 2 * time.Second
+	DefaultCooldown   = 2 * time.Second
 )
 
 // Config tunes Run. Zero fields take the defaults.
 type Config struct {
 	// Interval is how often the heap is read (a cheap read, no collection).
 	Interval time.Duration
-	// MinFree is the free heap, in bytes, below which nothing is released.
+	// MinFree is the reclaimable heap (Heap.Reclaimable), in bytes, below which nothing
+	// is released.
 	MinFree uint64
-	// FreeFraction is the share of the heap in use that the free heap must exceed to be
-	// released however busy the process is: a steady workload's free heap stays below it.
-	FreeFraction float64
-	// IdleWindow is how far back allocations are counted: a free heap larger than what
-	// was allocated in that time is released.
+	// IdleWindow is how far back allocations are counted: a reclaimable heap larger than
+	// what was allocated in that time is released.
 	IdleWindow time.Duration
 	// Cooldown is the least time between two releases.
 	Cooldown time.Duration
@@ -56,9 +50,6 @@ func (c *Config) defaults() {
 	}
 	if c.MinFree == 0 {
 		c.MinFree = DefaultMinFree
-	}
-	if c.FreeFraction <= 0 {
-		c.FreeFraction = DefaultFreeFraction
 	}
 	if c.IdleWindow <= 0 {
 		c.IdleWindow = DefaultIdleWindow
@@ -111,16 +102,14 @@ func Read() Heap {
 }
 
 // Due reports whether h holds enough memory to release under cfg, given the bytes the
-// process allocated over the last IdleWindow: a free heap of at least MinFree that is
-// FreeFraction of the heap in use, or, when the process allocated less than that over
-// the window, a reclaimable heap (Heap.Reclaimable) of at least MinFree.
+// process allocated over the last IdleWindow: a reclaimable heap (Heap.Reclaimable) of at
+// least MinFree and an eighth of the live heap, and more than what was allocated. The
+// eighth bounds how often a large idle heap is collected for the little garbage that
+// background work (the presence sweep, metrics) leaves.
 func (c Config) Due(h Heap, recent uint64) bool {
 	c.defaults()
-	if h.Free >= c.MinFree && float64(h.Free) >= c.FreeFraction*float64(h.InUse) {
-		return true
-	}
 	r := h.Reclaimable()
-	return r >= c.MinFree && recent < r
+	return r >= max(c.MinFree, h.Live/8) && recent < r
 }
 
 // Run watches the heap until ctx ends, releasing free memory whenever it is due and the

@@ -8,7 +8,7 @@ import (
 )
 
 func TestDue(t *testing.T) {
-	cfg := Config{MinFree: 100, FreeFraction: 0.5}
+	cfg := Config{MinFree: 100}
 	tests := []struct {
 		name   string
 		h      Heap
@@ -20,11 +20,12 @@ func TestDue(t *testing.T) {
 		{"small share of a busy heap", Heap{Free: 400, InUse: 1000, Live: 1000}, 5000, false},
 		{"small share of an idle heap", Heap{Free: 400, InUse: 1000, Live: 1000}, 399, true},
 		{"allocated as much as is free", Heap{Free: 400, InUse: 1000, Live: 1000}, 400, false},
-		{"half of a busy heap", Heap{Free: 500, InUse: 1000, Live: 1000}, 5000, true},
-		{"more free than used", Heap{Free: 5000, InUse: 1000, Live: 1000}, 1 << 30, true},
+		{"much free, busier still", Heap{Free: 5000, InUse: 1000, Live: 1000}, 1 << 30, false},
 		{"uncollected garbage, idle", Heap{Free: 10, InUse: 1000, Live: 600}, 100, true},
 		{"uncollected garbage, busy", Heap{Free: 10, InUse: 1000, Live: 600}, 500, false},
 		{"live above in use", Heap{Free: 10, InUse: 1000, Live: 2000}, 0, false},
+		{"little of a large heap", Heap{Free: 120, InUse: 8000, Live: 8000}, 0, false},
+		{"an eighth of a large heap", Heap{Free: 1000, InUse: 8000, Live: 8000}, 0, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -92,11 +93,6 @@ func TestRunReleasesWhenIdle(t *testing.T) {
 	h := Read()
 	if h.Free < garbage/2 {
 		t.Skipf("the runtime already returned the garbage (free %d bytes)", h.Free)
-	}
-	if cfg := (Config{FreeFraction: DefaultFreeFraction}); float64(h.Free) >=
-		cfg.FreeFraction*float64(h.InUse) {
-		t.Fatalf("free %d of %d in use: the burst rule, not the idle one, would release",
-			h.Free, h.InUse)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
