@@ -86,6 +86,7 @@ func OpenOptions(o Options) (*Store, error) {
 		WithLogger(slogAdapter{log: o.Log}).
 		WithLoggingLevel(badgerdb.WARNING).
 		WithMemTableSize(16 << 20).
+		WithBaseTableSize(8 << 20).
 		WithBlockCacheSize(32 << 20).
 		WithCompression(options.None).
 		WithValueLogFileSize(256 << 20).
