@@ -273,3 +273,34 @@ func TestCreateRefusesBadDomain(t *testing.T) {
 		t.Fatal("Create accepted an invalid trust domain")
 	}
 }
+
+// TestClientCAsVerifyALeafAlone accepts an agent's leaf presented without its chain, as
+// agents present it, and still refuses a leaf of another installation.
+func TestClientCAsVerifyALeafAlone(t *testing.T) {
+	c, _ := newCA(t)
+	other, _ := newCA(t)
+	key, _ := pki.NewKey()
+	_, leaf, err := c.SignAgentKey(key.Public(), "clinic-a", "agent-1", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, foreign, err := other.SignAgentKey(key.Public(), "clinic-a", "agent-1", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	verify := func(cert *x509.Certificate, roots *x509.CertPool) error {
+		_, err := cert.Verify(x509.VerifyOptions{Roots: roots,
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+		return err
+	}
+	if err := verify(leaf, c.ClientCAs()); err != nil {
+		t.Errorf("leaf alone against ClientCAs: %v", err)
+	}
+	if err := verify(leaf, c.Roots()); err == nil {
+		t.Error("leaf alone verified against the root only: ClientCAs would be pointless")
+	}
+	if err := verify(foreign, c.ClientCAs()); err == nil {
+		t.Error("a leaf of another installation verified against ClientCAs")
+	}
+}

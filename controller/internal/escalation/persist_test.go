@@ -87,7 +87,12 @@ func TestPendingDeliveriesSurviveARestart(t *testing.T) {
 	if err := first.Escalate(ctx, escalationFor()); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "two refused attempts", func() bool { return rcv.refused() >= 2 })
+	// the receiver's count runs ahead of the store: wait until the second attempt is
+	// recorded, or stopping could cut its record short
+	waitUntil(t, "two refused attempts recorded", func() bool {
+		kept, err := st.ListEscalations(context.Background())
+		return rcv.refused() >= 2 && err == nil && len(kept) == 1 && kept[0].Attempts >= 2
+	})
 	stop()
 	<-done
 	if err := st.Close(); err != nil {
