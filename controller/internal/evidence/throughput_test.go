@@ -11,6 +11,7 @@ import (
 	"time"
 
 	badgerdb "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/wardsec/ward/pkg/evidence"
 )
@@ -118,8 +119,8 @@ func verdict(ok bool) string {
 // store's options, and returns values per second.
 func rawBadger(t *testing.T, n, batch, size int) float64 {
 	opts := badgerdb.DefaultOptions(t.TempDir()).WithSyncWrites(true).WithLogger(nil).
-		WithMemTableSize(16 << 20).WithBlockCacheSize(32 << 20).
-		WithValueLogFileSize(256 << 20).WithNumCompactors(2)
+		WithMemTableSize(16 << 20).WithBaseTableSize(8 << 20).WithBlockCacheSize(32 << 20).
+		WithCompression(options.None).WithValueLogFileSize(256 << 20).WithNumCompactors(2)
 	db, err := badgerdb.Open(opts)
 	if err != nil {
 		t.Fatal(err)

@@ -102,8 +102,13 @@ func TestRSSOfSelf(t *testing.T) {
 func TestWriteTableVerdicts(t *testing.T) {
 	r := &Results{
 		EnrollPerSec: 300, HandshakesPerSec: 700,
-		Idle: []IdlePoint{{Agents: 1000, ControllerBytes: 50 << 10, BareBytes: 60 << 10,
-			ControllerRSS: 1}},
+		Idle: []IdlePoint{
+			{Agents: 1000, ControllerBytes: 90 << 10, BareBytes: 60 << 10, ControllerRSS: 1},
+			{Agents: 2000, ControllerBytes: 50 << 10, BareBytes: 60 << 10, ControllerRSS: 1,
+				ControllerDropped: 1},
+			{Agents: 10000, ControllerBytes: 60 << 10, BareBytes: 60 << 10, ControllerRSS: 1},
+			{Agents: 20000, ControllerBytes: 65 << 10, BareBytes: 60 << 10, ControllerRSS: 1},
+		},
 		Controller: Throughput{AcksPerSec: 10000},
 		Bare:       Throughput{AcksPerSec: 15000},
 	}
@@ -113,9 +118,12 @@ func TestWriteTableVerdicts(t *testing.T) {
 	}
 	lines := strings.Split(buf.String(), "\n")
 	want := map[string]string{
-		"enrollments/s": "FAIL", // 0.43 < 0.5
-		"N=1000":        "PASS",
-		"acks/s":        "PASS", // 0.67
+		"enrollments/s":        "FAIL", // 0.43 < 0.5
+		"idle agent, N=1000 ":  "1.5",  // below the target's fleet size: not judged
+		"idle agent, N=2000 ":  "FAIL", // a dropped session fails any size
+		"idle agent, N=10000 ": "PASS",
+		"idle agent, N=20000 ": "FAIL",
+		"heartbeat acks/s":     "PASS", // 0.67
 	}
 	for key, verdict := range want {
 		found := false
