@@ -241,8 +241,9 @@ func (in *inbox) take() []*wardv1.ConnectRequest {
 		n++
 	}
 	batch := slices.Clone(in.msgs[:n])
-	clear(in.msgs[:n])
-	in.msgs = in.msgs[:copy(in.msgs, in.msgs[n:])]
+	rest := copy(in.msgs, in.msgs[n:])
+	clear(in.msgs[rest:]) // the array must not keep taken messages alive
+	in.msgs = in.msgs[:rest]
 	if in.space != nil {
 		close(in.space)
 		in.space = nil

@@ -33,8 +33,8 @@ func (s *Store) CommitMessage(ctx context.Context, m store.Message) (bool, error
 }
 
 // CommitMessages stores the messages of one agent that are new, in order, and updates the
-// agent's delivery state (agentstate.go) once for all of them, in one transaction shared with concurrent callers
-// (see groupUpdate). A message whose Seq is not above the AckedSeq reached so far (by
+// agent's delivery state (agentstate.go) once for all of them, in one transaction shared
+// with concurrent callers (see groupUpdate). A message whose Seq is not above the AckedSeq reached so far (by
 // earlier commits or earlier messages of ms) is a duplicate: not stored, reported true.
 func (s *Store) CommitMessages(ctx context.Context, ms []store.Message) ([]bool, error) {
 	if len(ms) == 0 {
